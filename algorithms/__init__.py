@@ -1,0 +1,1 @@
+"""Pure-functional agents; see `algorithms.common.agent.Agent` for the shared protocol."""

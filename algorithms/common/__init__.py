@@ -1,0 +1,1 @@
+"""Pieces two or more agents share: networks, distributions, rollout, GAE, statistics."""

@@ -1,0 +1,85 @@
+"""The agent protocol every algorithm implements, and the pieces built on it.
+
+An agent is a bundle of pure functions over an explicit state:
+
+    agent = ppo.make_agent(ppo.PPOConfig(), env)
+    state = agent.init(key)                  # TrainState pytree
+    state, metrics = agent.update(state)     # one iteration: collect + learn
+    policy = agent.make_policy(agent.policy_params(state), deterministic=True)
+    action = policy(obs, key)                # obs [..., d] -> action [..., a]
+
+`make_train(agent, num_updates)` turns it into one `train(key)` that vmaps over seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+from envs import Env, batch_reset
+
+Params = Any
+Policy = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+  """What the training binary and the evaluation package need from an algorithm.
+
+  Attributes:
+    init: key -> state.
+    update: state -> (state, metrics dict of scalars); one training iteration.
+    policy_params: state -> params that `make_policy` / `log_prob` take (includes
+      observation-normalisation statistics).
+    make_policy: (params, deterministic) -> policy(obs [..., d], key) -> action [..., a].
+    log_prob: (params, obs [..., d], action [..., a]) -> [...], or None for
+      deterministic-only policies.
+    steps_per_update: env steps (summed over parallel envs) consumed by one `update`.
+  """
+
+  init: Callable[[jax.Array], Any]
+  update: Callable[[Any], tuple[Any, dict]]
+  policy_params: Callable[[Any], Params]
+  make_policy: Callable[[Params, bool], Policy]
+  log_prob: Optional[Callable[[Params, jax.Array, jax.Array], jax.Array]]
+  steps_per_update: int
+
+
+def run_updates(agent: Agent, state: Any, num_updates: int) -> tuple[Any, dict]:
+  """`num_updates` iterations in one `lax.scan` -> (state, metrics stacked [num_updates])."""
+  return jax.lax.scan(lambda s, _: agent.update(s), state, None, length=num_updates)
+
+
+def make_train(agent: Agent, num_updates: int) -> Callable[[jax.Array], tuple[Any, dict]]:
+  """The whole run as one pure function: key -> (final state, metrics [num_updates])."""
+
+  def train(key):
+    return run_updates(agent, agent.init(key), num_updates)
+
+  return train
+
+
+def evaluate(env: Env, policy: Policy, key: jax.Array, num_episodes: int,
+             max_steps: Optional[int] = None) -> jax.Array:
+  """Undiscounted returns of `num_episodes` episodes run in parallel -> [num_episodes].
+
+  Each episode counts rewards up to its first termination or truncation (the env's
+  auto-reset is ignored after that). `max_steps` defaults to `env.episode_length`.
+  """
+  k_reset, k_act = jax.random.split(key)
+  state = batch_reset(env, k_reset, num_episodes)
+
+  def body(carry, k):
+    s, alive, ret = carry
+    nxt = jax.vmap(env.step)(s, policy(s.obs, k))
+    ret = ret + alive * nxt.reward
+    alive = alive * (1.0 - (nxt.terminated | nxt.truncated).astype(jnp.float32))
+    return (nxt, alive, ret), None
+
+  init = (state, jnp.ones((num_episodes,)), jnp.zeros((num_episodes,)))
+  steps = max_steps or env.episode_length
+  (_, _, ret), _ = jax.lax.scan(body, init, jax.random.split(k_act, steps))
+  return ret

@@ -1,0 +1,220 @@
+"""Proximal Policy Optimization for continuous actions (Schulman et al. 2017).
+
+The policy is a tanh-squashed Gaussian whose mean and scale come from one MLP
+(softplus scale + `min_std`, as Brax); the value function is a separate MLP. One
+`update` collects `unroll_length` steps from `num_envs` auto-resetting envs,
+updates the observation statistics, computes GAE(λ) (`algorithms.common.gae`) with
+the pre-update value function, and takes `num_epochs` passes of `num_minibatches`
+Adam steps on the clipped surrogate (eq. 7 of the paper) plus value loss and entropy
+bonus (eq. 9), with global-norm gradient clipping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from algorithms.common import distributions
+from algorithms.common.agent import Agent, make_train as _make_train
+from algorithms.common.gae import gae
+from algorithms.common.networks import MLP, ValueNet
+from algorithms.common.rollout import episode_stats, rollout
+from algorithms.common.running_stats import RunningStats
+from envs import Env, EnvState, batch_reset
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+  """PPO hyperparameters. One update uses num_envs * unroll_length env steps."""
+
+  num_envs: int = 64
+  unroll_length: int = 32
+  num_minibatches: int = 8
+  num_epochs: int = 4
+  learning_rate: float = 3e-4
+  discount: float = 0.97
+  gae_lambda: float = 0.95
+  clip_eps: float = 0.3
+  value_coef: float = 0.5
+  entropy_coef: float = 1e-2
+  max_grad_norm: float = 1.0
+  reward_scaling: float = 1.0
+  normalize_observations: bool = True
+  normalize_advantage: bool = True
+  policy_hidden: Sequence[int] = (64, 64)
+  value_hidden: Sequence[int] = (64, 64)
+  activation: str = "swish"
+  min_std: float = 1e-3
+
+  def validate(self) -> None:
+    """Raises ValueError on settings that cannot run."""
+    batch = self.num_envs * self.unroll_length
+    for name in ("num_envs", "unroll_length", "num_minibatches", "num_epochs"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"PPOConfig.{name} must be positive, got {getattr(self, name)}")
+    if batch % self.num_minibatches:
+      raise ValueError(f"num_envs*unroll_length={batch} is not divisible by "
+                       f"num_minibatches={self.num_minibatches}")
+
+
+@struct.dataclass
+class PPOState:
+  """params {'policy', 'value'}, Adam state, observation statistics, the envs [num_envs],
+  the PRNG key and the number of updates done."""
+
+  params: dict
+  opt_state: Any
+  obs_stats: RunningStats
+  env_state: EnvState
+  key: jax.Array
+  update_step: jax.Array
+
+
+def networks(config: PPOConfig, env: Env) -> tuple[MLP, ValueNet]:
+  """The policy net (obs -> 2*action_size Gaussian parameters) and the value net."""
+  policy = MLP(tuple(config.policy_hidden), 2 * env.action_size, config.activation,
+               final_scale=0.01)
+  return policy, ValueNet(tuple(config.value_hidden), config.activation)
+
+
+def loss(params: dict, batch: dict, key: jax.Array, config: PPOConfig,
+         policy_net: MLP, value_net: ValueNet) -> tuple[jax.Array, dict]:
+  """PPO loss on a minibatch (Schulman et al. 2017, eqs. 7 and 9).
+
+    r = exp(log N(u | θ) − log N(u | θ_old))   (the tanh Jacobian cancels)
+    L_clip = −mean(min(r Â, clip(r, 1 − ε, 1 + ε) Â))
+    L_V = mean((V(s) − R)²) / 2
+    L = L_clip + value_coef · L_V − entropy_coef · mean(H)
+
+  Â is standardised over the minibatch when `normalize_advantage`; H is the squashed
+  policy's entropy, estimated with one sample per state from `key`.
+
+  Args:
+    params: {'policy', 'value'} flax params.
+    batch: obs [N, d] (normalised), u [N, a] pre-tanh actions, log_prob [N] under the
+      behaviour policy, advantage [N], target [N] (value targets R).
+  Returns: (L, {'policy_loss', 'value_loss', 'entropy', 'approx_kl', 'clip_fraction'}).
+  """
+  raw = policy_net.apply(params["policy"], batch["obs"])
+  log_prob = distributions.gaussian(raw, config.min_std).log_prob(batch["u"])
+  log_ratio = log_prob - batch["log_prob"]
+  ratio = jnp.exp(log_ratio)
+  adv = batch["advantage"]
+  if config.normalize_advantage:
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+  surrogate = jnp.minimum(ratio * adv,
+                          jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps) * adv)
+  policy_loss = -surrogate.mean()
+  value_loss = 0.5 * jnp.mean((value_net.apply(params["value"], batch["obs"])
+                               - batch["target"]) ** 2)
+  entropy = distributions.entropy(raw, key, config.min_std).mean()
+  total = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
+  return total, {
+      "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
+      "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+      "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > config.clip_eps),
+  }
+
+
+def make_policy_fns(config: PPOConfig, env: Env):
+  """(make_policy, log_prob) over policy params {'policy', 'obs_stats'}."""
+  policy_net, _ = networks(config, env)
+
+  def _raw(params, obs):
+    return policy_net.apply(params["policy"], params["obs_stats"].normalize(obs))
+
+  def make_policy(params, deterministic: bool = False):
+    def policy(obs, key):
+      raw = _raw(params, obs)
+      if deterministic:
+        return jnp.tanh(jnp.split(raw, 2, axis=-1)[0])
+      return distributions.tanh_gaussian(raw, config.min_std).sample(seed=key)
+    return policy
+
+  def log_prob(params, obs, action):
+    return distributions.log_prob_action(_raw(params, obs), action, config.min_std)
+
+  return make_policy, log_prob
+
+
+def make_agent(config: PPOConfig, env: Env) -> Agent:
+  """PPO as an `Agent` over `env` (which must auto-reset)."""
+  config.validate()
+  policy_net, value_net = networks(config, env)
+  optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                          optax.adam(config.learning_rate))
+  make_policy, log_prob = make_policy_fns(config, env)
+  batch_size = config.num_envs * config.unroll_length
+  minibatch = batch_size // config.num_minibatches
+
+  def init(key):
+    k_pi, k_v, k_env, key = jax.random.split(key, 4)
+    dummy = jnp.zeros((1, env.observation_size))
+    params = {"policy": policy_net.init(k_pi, dummy), "value": value_net.init(k_v, dummy)}
+    return PPOState(params=params, opt_state=optimizer.init(params),
+                    obs_stats=RunningStats.create(env.observation_size),
+                    env_state=batch_reset(env, k_env, config.num_envs), key=key,
+                    update_step=jnp.zeros((), jnp.int32))
+
+  def sgd_step(params_opt, xs):
+    params, opt_state = params_opt
+    mb, key = xs
+    grads, aux = jax.grad(loss, has_aux=True)(params, mb, key, config, policy_net, value_net)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), aux
+
+  def epoch(carry, key):
+    params, opt_state, batch = carry
+    k_perm, k_ent = jax.random.split(key)
+    perm = jax.random.permutation(k_perm, batch_size)
+    mbs = jax.tree.map(
+        lambda x: x[perm].reshape((config.num_minibatches, minibatch) + x.shape[1:]), batch)
+    (params, opt_state), aux = jax.lax.scan(
+        sgd_step, (params, opt_state), (mbs, jax.random.split(k_ent, config.num_minibatches)))
+    return (params, opt_state, batch), aux
+
+  def update(state: PPOState):
+    key, k_roll, k_learn = jax.random.split(state.key, 3)
+    params = state.params
+
+    def act(obs, k):
+      raw = policy_net.apply(params["policy"], state.obs_stats.normalize(obs))
+      dist = distributions.gaussian(raw, config.min_std)
+      u = dist.sample(seed=k)
+      return jnp.tanh(u), {"u": u, "log_prob": dist.log_prob(u)}
+
+    env_state, tr = rollout(env, state.env_state, act, k_roll, config.unroll_length)
+    obs_stats = (state.obs_stats.update(tr.obs) if config.normalize_observations
+                 else state.obs_stats)
+    obs = obs_stats.normalize(tr.obs)
+    values = value_net.apply(params["value"], obs)
+    next_values = value_net.apply(params["value"], obs_stats.normalize(tr.next_obs))
+    advantage, target = gae(tr.reward * config.reward_scaling, values, next_values,
+                            tr.terminated, tr.terminated | tr.truncated,
+                            config.discount, config.gae_lambda)
+    batch = {"obs": obs, "u": tr.extras["u"], "log_prob": tr.extras["log_prob"],
+             "advantage": advantage, "target": target}
+    batch = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), batch)
+    (params, opt_state, _), aux = jax.lax.scan(
+        epoch, (params, state.opt_state, batch), jax.random.split(k_learn, config.num_epochs))
+    metrics = {**jax.tree.map(jnp.mean, aux), **episode_stats(tr)}
+    new_state = PPOState(params=params, opt_state=opt_state, obs_stats=obs_stats,
+                         env_state=env_state, key=key, update_step=state.update_step + 1)
+    return new_state, metrics
+
+  def policy_params(state: PPOState):
+    return {"policy": state.params["policy"], "obs_stats": state.obs_stats}
+
+  return Agent(init=init, update=update, policy_params=policy_params,
+               make_policy=make_policy, log_prob=log_prob, steps_per_update=batch_size)
+
+
+def make_train(config: PPOConfig, env: Env, total_steps: int):
+  """key -> (PPOState, metrics [num_updates]) for ⌈total_steps / batch⌉ updates."""
+  agent = make_agent(config, env)
+  return _make_train(agent, -(-total_steps // agent.steps_per_update))

@@ -1,0 +1,49 @@
+"""Adapters from Brax and MuJoCo Playground (MJX) envs to the `EnvState` protocol.
+
+Both adapters are pure and jittable; they report backend termination only
+(`truncated` is added by `envs.wrappers.EpisodeLimit`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from envs.types import Env, EnvState
+
+
+def _from_backend(bstate) -> EnvState:
+  return EnvState(
+      obs=jnp.asarray(bstate.obs, jnp.float32),
+      reward=jnp.asarray(bstate.reward, jnp.float32),
+      terminated=jnp.asarray(bstate.done) > 0.5,
+      truncated=jnp.zeros((), bool),
+      info={},
+      sim=bstate,
+  )
+
+
+class BackendEnv(Env):
+  """Wraps any env with `reset(rng)`/`step(state, action)` returning `.obs/.reward/.done`.
+
+  Brax and Playground share that shape. Actions are clipped to [-1, 1], which both
+  backends' envs take as their action space (Brax envs scale to actuator range
+  themselves; DM Control actuators are [-1, 1]).
+  """
+
+  def __init__(self, name: str, backend_env, episode_length: int):
+    self.name = name
+    self.backend_env = backend_env
+    obs_size = backend_env.observation_size
+    if not isinstance(obs_size, int):
+      raise ValueError(f"{name}: only flat observations are supported, got {obs_size}")
+    self.observation_size = int(obs_size)
+    self.action_size = int(backend_env.action_size)
+    self.episode_length = int(episode_length)
+
+  def reset(self, key: jax.Array) -> EnvState:
+    return _from_backend(self.backend_env.reset(key))
+
+  def step(self, state: EnvState, action: jax.Array) -> EnvState:
+    action = jnp.clip(action, -1.0, 1.0)
+    return _from_backend(self.backend_env.step(state.sim, action))

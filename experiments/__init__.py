@@ -1,0 +1,1 @@
+"""absl-flag binaries (`python -m experiments.<job>`) and what they share."""

@@ -1,0 +1,60 @@
+"""The agents the binaries can train, and `key=value` overrides of their configs."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from typing import Any, Callable
+
+from algorithms import ppo
+
+# name -> (config dataclass, make_agent(config, env) -> Agent)
+AGENTS: dict[str, tuple[type, Callable]] = {
+    "ppo": (ppo.PPOConfig, ppo.make_agent),
+}
+
+
+def parse_value(text: str) -> Any:
+  """'1e-3' -> 0.001, '(64, 64)' -> (64, 64), 'True' -> True, 'relu' -> 'relu'."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def parse_overrides(pairs: list[str], allowed: dict[str, Any], what: str) -> dict[str, Any]:
+  """['a=1', 'b=x'] -> {'a': 1, 'b': 'x'}, checking names against `allowed` (name -> default).
+
+  Raises ValueError naming the bad entry and listing the accepted names.
+  """
+  out = {}
+  for pair in pairs:
+    name, sep, text = pair.partition("=")
+    name = name.strip()
+    if not sep:
+      raise ValueError(f"{what}: expected key=value, got {pair!r}")
+    if allowed and name not in allowed:
+      raise ValueError(f"{what}: unknown key {name!r}; known: {', '.join(sorted(allowed))}")
+    value = parse_value(text.strip())
+    default = allowed.get(name)
+    if isinstance(default, bool) and not isinstance(value, bool):
+      raise ValueError(f"{what}: {name} takes True or False, got {text!r}")
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+      if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{what}: {name} takes a number, got {text!r}")
+      value = type(default)(value) if isinstance(default, float) else value
+    if isinstance(default, tuple):
+      value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    out[name] = value
+  return out
+
+
+def make_config(agent: str, overrides: list[str]):
+  """The agent's default config with `key=value` overrides applied (validated)."""
+  if agent not in AGENTS:
+    raise ValueError(f"unknown agent {agent!r}; known agents: {', '.join(sorted(AGENTS))}")
+  config_cls, _ = AGENTS[agent]
+  defaults = {f.name: getattr(config_cls(), f.name) for f in dataclasses.fields(config_cls)}
+  config = config_cls(**parse_overrides(overrides, defaults, f"--override for {agent}"))
+  config.validate()
+  return config

@@ -1,0 +1,224 @@
+"""Trains one agent over many seeds at once, with evaluation, checkpoints and resume.
+
+The seeds are one `vmap` axis; with several devices the train state is sharded over a
+1-D `seed` mesh (`jax.sharding`), so the same compiled program spreads the seeds.
+The run is `num_evals` chunks of `lax.scan`ned updates; after each chunk every seed's
+deterministic policy is evaluated, metrics are appended to `metrics.jsonl` and the
+state is checkpointed. Re-running on the same workdir resumes after the last
+checkpoint and ends in the same parameters as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm import tqdm
+
+import envs
+from algorithms.common.agent import evaluate, run_updates
+from experiments import plots
+from experiments.agents import AGENTS, make_config, parse_overrides
+from experiments.checkpoints import Checkpointer
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  """Everything that defines a training run (written to config.json)."""
+
+  agent: str
+  env: str
+  num_seeds: int
+  total_steps: int
+  seed: int = 0
+  num_evals: int = 10
+  eval_episodes: int = 8
+  overrides: tuple[str, ...] = ()
+  env_args: tuple[str, ...] = ()
+
+  def validate(self) -> None:
+    """Raises ValueError with one line on any bad setting."""
+    if self.agent not in AGENTS:
+      raise ValueError(f"unknown agent {self.agent!r}; known agents: {', '.join(sorted(AGENTS))}")
+    for name in ("num_seeds", "total_steps", "num_evals", "eval_episodes"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+
+
+def seed_sharding(num_seeds: int) -> Optional[NamedSharding]:
+  """Shards the leading seed axis over as many devices as divide `num_seeds` (None if 1)."""
+  devices = jax.devices()
+  n = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
+  if n == 1:
+    return None
+  return NamedSharding(Mesh(np.array(devices[:n]), ("seed",)), PartitionSpec("seed"))
+
+
+def _jsonable(x: Any) -> Any:
+  x = float(x)
+  return None if math.isnan(x) else x
+
+
+def _read_metrics(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _append(path: str, rows: list[dict]) -> None:
+  with open(path, "a") as f:
+    for row in rows:
+      f.write(json.dumps(row) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _check_workdir(workdir: str, config: dict) -> None:
+  path = os.path.join(workdir, "config.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    diff = [k for k in sorted(set(old) | set(config)) if old.get(k) != config.get(k)]
+    if diff:
+      k = diff[0]
+      raise ValueError(f"{workdir} holds a different run ({k}: {old.get(k)!r} there, "
+                       f"{config.get(k)!r} now); use a new --workdir")
+  else:
+    with open(path, "w") as f:
+      json.dump(config, f, indent=2)
+
+
+def train(spec: RunSpec, workdir: str, progress: bool = True) -> dict:
+  """Runs (or resumes) `spec` in `workdir`; returns the summary written to summary.json."""
+  t_start = time.time()
+  spec.validate()
+  config = make_config(spec.agent, list(spec.overrides))
+  env_kwargs = parse_overrides(list(spec.env_args), {}, "--env_arg")
+  env = envs.make(spec.env, **env_kwargs)
+  agent = AGENTS[spec.agent][1](config, env)
+
+  num_updates = -(-spec.total_steps // agent.steps_per_update)
+  updates_per_chunk = -(-num_updates // spec.num_evals)
+  num_chunks = -(-num_updates // updates_per_chunk)
+  steps_per_chunk = updates_per_chunk * agent.steps_per_update
+
+  os.makedirs(workdir, exist_ok=True)
+  _check_workdir(workdir, {**dataclasses.asdict(spec), "agent_config": dataclasses.asdict(config)})
+
+  sharding = seed_sharding(spec.num_seeds)
+  keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.num_seeds)
+  init = jax.jit(jax.vmap(agent.init), out_shardings=sharding)
+  chunk = jax.jit(jax.vmap(lambda s: run_updates(agent, s, updates_per_chunk)),
+                  donate_argnums=0)
+
+  def _eval(state, key):
+    policy = agent.make_policy(agent.policy_params(state), True)
+    return evaluate(env, policy, key, spec.eval_episodes)
+
+  evaluate_seeds = jax.jit(jax.vmap(_eval))
+
+  def eval_keys(index):  # independent of the training keys: evaluation never changes training
+    return jax.random.split(jax.random.fold_in(jax.random.PRNGKey(spec.seed), 1_000_003 + index),
+                            spec.num_seeds)
+
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  start = ckpt.latest_step()
+  t0 = time.time()
+  if start is None:
+    state = init(keys)
+    start = 0
+    if os.path.exists(metrics_path):
+      os.remove(metrics_path)
+  else:
+    state = ckpt.restore(start, jax.eval_shape(init, keys))
+    rows = [r for r in _read_metrics(metrics_path) if r["chunk"] <= start]
+    with open(metrics_path, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in rows)
+
+  def record(index, state, train_metrics):
+    returns = np.asarray(evaluate_seeds(state, eval_keys(index)))
+    rows = []
+    for s in range(spec.num_seeds):
+      row = {"chunk": index, "env_steps": index * steps_per_chunk, "seed": s,
+             "eval_return": float(returns[s].mean()),
+             "eval_return_std": float(returns[s].std())}
+      for k, v in (train_metrics or {}).items():
+        vals = np.asarray(v[s], np.float64)
+        row[f"train/{k}"] = _jsonable(np.nanmean(vals) if np.isfinite(vals).any() else np.nan)
+      rows.append(row)
+    _append(metrics_path, rows)
+    return returns.mean(axis=1)
+
+  if start == 0:
+    record(0, state, None)
+    ckpt.save(0, state)
+  t_compile = time.time()
+  compiled = chunk.lower(state).compile()
+  compile_seconds = time.time() - t_compile
+
+  train_seconds = 0.0
+  bar = tqdm(range(start, num_chunks), initial=start, total=num_chunks, disable=not progress,
+             desc=f"{spec.agent} on {spec.env} x{spec.num_seeds} seeds", unit="chunk",
+             file=sys.stderr)
+  last = None
+  for c in bar:
+    t = time.time()
+    state, train_metrics = compiled(state)
+    jax.block_until_ready(state)
+    train_seconds += time.time() - t
+    last = record(c + 1, state, jax.device_get(train_metrics))
+    ckpt.save(c + 1, state)
+    bar.set_postfix(eval_return=f"{last.mean():.1f}",
+                    steps=f"{(c + 1) * steps_per_chunk:.3g}")
+  bar.close()
+  ckpt.close()
+
+  records = _read_metrics(metrics_path)
+  final = [r["eval_return"] for r in records if r["chunk"] == num_chunks]
+  trained_chunks = num_chunks - start
+  summary = {
+      "agent": spec.agent, "env": spec.env, "num_seeds": spec.num_seeds,
+      "total_steps": num_chunks * steps_per_chunk,
+      "requested_steps": spec.total_steps,
+      "final_return": final,
+      "final_return_mean": float(np.mean(final)),
+      "steps_per_second": (trained_chunks * steps_per_chunk * spec.num_seeds / train_seconds
+                           if train_seconds > 0 else None),
+      "compile_seconds": compile_seconds,
+      "wall_seconds": time.time() - t_start,
+      "resumed_from_chunk": start,
+      "devices": len(sharding.mesh.devices.ravel()) if sharding is not None else 1,
+      "setup_seconds": t0 - t_start,
+  }
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  plots.learning_curve(records, os.path.join(workdir, "learning_curve.png"),
+                       f"{spec.agent} on {spec.env}")
+  return summary
+
+
+def final_params(workdir: str) -> Any:
+  """The parameters of the last checkpoint in `workdir` as numpy (for tests and tools)."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    cfg = json.load(f)
+  spec = RunSpec(**{k: tuple(v) if isinstance(v, list) else v
+                    for k, v in cfg.items() if k != "agent_config"})
+  config = make_config(spec.agent, list(spec.overrides))
+  env = envs.make(spec.env, **parse_overrides(list(spec.env_args), {}, "--env_arg"))
+  agent = AGENTS[spec.agent][1](config, env)
+  keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.num_seeds)
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  state = ckpt.restore(ckpt.latest_step(), jax.eval_shape(jax.vmap(agent.init), keys))
+  ckpt.close()
+  return jax.tree.map(np.asarray, state)
