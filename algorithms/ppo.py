@@ -36,8 +36,8 @@ class PPOConfig:
   unroll_length: int = 32
   num_minibatches: int = 8
   num_epochs: int = 4
-  learning_rate: float = 3e-4
-  discount: float = 0.97
+  learning_rate: float = 1e-3
+  discount: float = 0.99
   gae_lambda: float = 0.95
   clip_eps: float = 0.3
   value_coef: float = 0.5

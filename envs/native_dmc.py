@@ -32,7 +32,7 @@ class NativeDMCEnv(Env):
     os.environ.setdefault("MUJOCO_GL", "disable")
     from dm_control import suite  # pylint: disable=import-outside-toplevel
     self.name = name
-    self._env = suite.load(domain, task, environment_kwargs={"time_limit": float("inf")})
+    self._env = suite.load(domain, task, task_kwargs={"time_limit": float("inf")})
     spec = self._env.action_spec()
     self._low, self._high = spec.minimum.astype(np.float32), spec.maximum.astype(np.float32)
     self.action_size = int(spec.shape[0])

@@ -40,10 +40,14 @@ class Checkpointer:
   def restore(self, step: int, template: Any) -> Any:
     """Restores `step` into the structure, shapes and shardings of `template`.
 
-    `template` may be abstract (`jax.eval_shape`); empty leaves come back as zeros.
+    `template` may be abstract (`jax.eval_shape`); leaves without a sharding go to the
+    first device (so a run saved on N devices restores on one); empty leaves come
+    back as zeros.
     """
     named = _leaves(template)
-    abstract = {k: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
+    default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = {k: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                        sharding=getattr(x, "sharding", None) or default)
                 for k, x in named if np.size(x) > 0}
     saved = self._mngr.restore(step, args=ocp.args.StandardRestore(abstract))
     leaves = [saved[k] if k in saved else np.zeros(x.shape, x.dtype) for k, x in named]

@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 import envs
-from algorithms.common.agent import evaluate, run_updates
+from algorithms.common.agent import run_updates
 from experiments import plots
 from experiments.agents import AGENTS, make_config, parse_overrides
 from experiments.checkpoints import Checkpointer
@@ -84,6 +84,7 @@ def _append(path: str, rows: list[dict]) -> None:
 
 
 def _check_workdir(workdir: str, config: dict) -> None:
+  config = json.loads(json.dumps(config))  # tuples -> lists, as config.json holds them
   path = os.path.join(workdir, "config.json")
   if os.path.exists(path):
     with open(path) as f:
@@ -98,14 +99,23 @@ def _check_workdir(workdir: str, config: dict) -> None:
       json.dump(config, f, indent=2)
 
 
-def train(spec: RunSpec, workdir: str, progress: bool = True) -> dict:
-  """Runs (or resumes) `spec` in `workdir`; returns the summary written to summary.json."""
-  t_start = time.time()
+def build(spec: RunSpec):
+  """(agent config, env, Agent) for a validated `spec`."""
   spec.validate()
   config = make_config(spec.agent, list(spec.overrides))
-  env_kwargs = parse_overrides(list(spec.env_args), {}, "--env_arg")
-  env = envs.make(spec.env, **env_kwargs)
-  agent = AGENTS[spec.agent][1](config, env)
+  env = envs.make(spec.env, **parse_overrides(list(spec.env_args), {}, "--env_arg"))
+  return config, env, AGENTS[spec.agent][1](config, env)
+
+
+def train(spec: RunSpec, workdir: str, progress: bool = True,
+          max_chunks: Optional[int] = None) -> dict:
+  """Runs (or resumes) `spec` in `workdir`; returns the summary written to summary.json.
+
+  `max_chunks` stops after that many chunks in this call (for time-limited jobs; a
+  later call resumes). The summary's `finished` says whether the run is complete.
+  """
+  t_start = time.time()
+  config, env, agent = build(spec)
 
   num_updates = -(-spec.total_steps // agent.steps_per_update)
   updates_per_chunk = -(-num_updates // spec.num_evals)
@@ -123,7 +133,7 @@ def train(spec: RunSpec, workdir: str, progress: bool = True) -> dict:
 
   def _eval(state, key):
     policy = agent.make_policy(agent.policy_params(state), True)
-    return evaluate(env, policy, key, spec.eval_episodes)
+    return envs.episode_returns(env, policy, key, spec.eval_episodes)
 
   evaluate_seeds = jax.jit(jax.vmap(_eval))
 
@@ -163,33 +173,32 @@ def train(spec: RunSpec, workdir: str, progress: bool = True) -> dict:
   if start == 0:
     record(0, state, None)
     ckpt.save(0, state)
-  t_compile = time.time()
-  compiled = chunk.lower(state).compile()
-  compile_seconds = time.time() - t_compile
-
-  train_seconds = 0.0
-  bar = tqdm(range(start, num_chunks), initial=start, total=num_chunks, disable=not progress,
-             desc=f"{spec.agent} on {spec.env} x{spec.num_seeds} seeds", unit="chunk",
-             file=sys.stderr)
-  last = None
-  for c in bar:
+  stop = num_chunks if max_chunks is None else min(num_chunks, start + max_chunks)
+  compile_seconds, train_seconds = 0.0, 0.0
+  if start < stop:
+    t = time.time()
+    compiled = chunk.lower(state).compile()
+    compile_seconds = time.time() - t
+  bar = tqdm(total=num_chunks, initial=start, disable=not progress, unit="chunk",
+             desc=f"{spec.agent} on {spec.env} x{spec.num_seeds} seeds", file=sys.stderr)
+  for c in range(start, stop):
     t = time.time()
     state, train_metrics = compiled(state)
     jax.block_until_ready(state)
     train_seconds += time.time() - t
-    last = record(c + 1, state, jax.device_get(train_metrics))
+    returns = record(c + 1, state, jax.device_get(train_metrics))
     ckpt.save(c + 1, state)
-    bar.set_postfix(eval_return=f"{last.mean():.1f}",
-                    steps=f"{(c + 1) * steps_per_chunk:.3g}")
+    bar.update(1)
+    bar.set_postfix(eval_return=f"{returns.mean():.1f}", steps=f"{(c + 1) * steps_per_chunk:.3g}")
   bar.close()
   ckpt.close()
 
   records = _read_metrics(metrics_path)
-  final = [r["eval_return"] for r in records if r["chunk"] == num_chunks]
-  trained_chunks = num_chunks - start
+  final = [r["eval_return"] for r in records if r["chunk"] == stop]
+  trained_chunks = stop - start
   summary = {
       "agent": spec.agent, "env": spec.env, "num_seeds": spec.num_seeds,
-      "total_steps": num_chunks * steps_per_chunk,
+      "total_steps": stop * steps_per_chunk,
       "requested_steps": spec.total_steps,
       "final_return": final,
       "final_return_mean": float(np.mean(final)),
@@ -198,6 +207,8 @@ def train(spec: RunSpec, workdir: str, progress: bool = True) -> dict:
       "compile_seconds": compile_seconds,
       "wall_seconds": time.time() - t_start,
       "resumed_from_chunk": start,
+      "chunks_done": stop,
+      "finished": stop == num_chunks,
       "devices": len(sharding.mesh.devices.ravel()) if sharding is not None else 1,
       "setup_seconds": t0 - t_start,
   }
@@ -208,15 +219,13 @@ def train(spec: RunSpec, workdir: str, progress: bool = True) -> dict:
   return summary
 
 
-def final_params(workdir: str) -> Any:
-  """The parameters of the last checkpoint in `workdir` as numpy (for tests and tools)."""
+def load_state(workdir: str) -> Any:
+  """The train state [num_seeds, ...] of the last checkpoint in `workdir`, as numpy."""
   with open(os.path.join(workdir, "config.json")) as f:
     cfg = json.load(f)
   spec = RunSpec(**{k: tuple(v) if isinstance(v, list) else v
                     for k, v in cfg.items() if k != "agent_config"})
-  config = make_config(spec.agent, list(spec.overrides))
-  env = envs.make(spec.env, **parse_overrides(list(spec.env_args), {}, "--env_arg"))
-  agent = AGENTS[spec.agent][1](config, env)
+  _, _, agent = build(spec)
   keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.num_seeds)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
   state = ckpt.restore(ckpt.latest_step(), jax.eval_shape(jax.vmap(agent.init), keys))

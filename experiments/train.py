@@ -25,6 +25,8 @@ flags.DEFINE_integer("eval_episodes", 8, "Episodes per evaluation per seed.")
 flags.DEFINE_string("workdir", None, "Output directory; re-use it to resume.")
 flags.DEFINE_multi_string("override", [], "Agent config override, key=value.")
 flags.DEFINE_multi_string("env_arg", [], "envs.make keyword argument, key=value.")
+flags.DEFINE_integer("max_chunks", None, "Stop after this many evaluation chunks in this "
+                     "invocation (resume later with the same --workdir).")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
@@ -43,7 +45,8 @@ def main(argv):
                         num_evals=FLAGS.num_evals, eval_episodes=FLAGS.eval_episodes,
                         overrides=tuple(FLAGS.override), env_args=tuple(FLAGS.env_arg))
   try:
-    summary = runner.train(spec, FLAGS.workdir, progress=FLAGS.progress)
+    summary = runner.train(spec, FLAGS.workdir, progress=FLAGS.progress,
+                           max_chunks=FLAGS.max_chunks)
   except (ValueError, EnvError) as e:
     sys.exit(f"error: {e}")
   except KeyboardInterrupt:

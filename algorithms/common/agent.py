@@ -17,9 +17,7 @@ import dataclasses
 from typing import Any, Callable, Optional
 
 import jax
-import jax.numpy as jnp
 
-from envs import Env, batch_reset
 
 Params = Any
 Policy = Callable[[jax.Array, jax.Array], jax.Array]
@@ -60,26 +58,3 @@ def make_train(agent: Agent, num_updates: int) -> Callable[[jax.Array], tuple[An
     return run_updates(agent, agent.init(key), num_updates)
 
   return train
-
-
-def evaluate(env: Env, policy: Policy, key: jax.Array, num_episodes: int,
-             max_steps: Optional[int] = None) -> jax.Array:
-  """Undiscounted returns of `num_episodes` episodes run in parallel -> [num_episodes].
-
-  Each episode counts rewards up to its first termination or truncation (the env's
-  auto-reset is ignored after that). `max_steps` defaults to `env.episode_length`.
-  """
-  k_reset, k_act = jax.random.split(key)
-  state = batch_reset(env, k_reset, num_episodes)
-
-  def body(carry, k):
-    s, alive, ret = carry
-    nxt = jax.vmap(env.step)(s, policy(s.obs, k))
-    ret = ret + alive * nxt.reward
-    alive = alive * (1.0 - (nxt.terminated | nxt.truncated).astype(jnp.float32))
-    return (nxt, alive, ret), None
-
-  init = (state, jnp.ones((num_episodes,)), jnp.zeros((num_episodes,)))
-  steps = max_steps or env.episode_length
-  (_, _, ret), _ = jax.lax.scan(body, init, jax.random.split(k_act, steps))
-  return ret

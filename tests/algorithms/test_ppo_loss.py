@@ -1,0 +1,100 @@
+"""The PPO loss against numbers computed by hand (numpy) on linear networks."""
+
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from algorithms import ppo
+
+X = np.array([-1.0, 0.0, 0.5, 2.0])
+U = np.array([0.2, -0.1, 0.4, 1.5])
+ADV = np.array([1.0, -2.0, 0.5, 3.0])
+TARGET = np.array([0.0, 1.0, -0.5, 2.0])
+LOG_RATIO = np.array([-0.5, 0.5, -0.05, 0.0])  # new minus old log-probability
+
+
+def _softplus(x):
+  return np.log1p(np.exp(x))
+
+
+def _gauss_logp(u, loc, scale):
+  return -0.5 * ((u - loc) / scale) ** 2 - np.log(scale) - 0.5 * np.log(2 * np.pi)
+
+
+@pytest.fixture(scope="module")
+def setup():
+  config = ppo.PPOConfig(policy_hidden=(), value_hidden=(), clip_eps=0.2, value_coef=0.5,
+                         entropy_coef=0.0, normalize_advantage=False)
+  policy_net, value_net = ppo.networks(config, types.SimpleNamespace(action_size=1))
+  pp = policy_net.init(jax.random.PRNGKey(0), jnp.zeros((1, 1)))
+  vp = value_net.init(jax.random.PRNGKey(0), jnp.zeros((1, 1)))
+  # loc = 0.5 x + 0.1, pre-scale = 0.2 x - 0.3, V = 0.7 x - 0.2
+  pp = jax.tree.map(lambda a, b: jnp.asarray(b, a.dtype).reshape(a.shape), pp,
+                    {"params": {"Dense_0": {"bias": [0.1, -0.3], "kernel": [[0.5, 0.2]]}}})
+  vp = jax.tree.map(lambda a, b: jnp.asarray(b, a.dtype).reshape(a.shape), vp,
+                    {"params": {"MLP_0": {"Dense_0": {"bias": [-0.2], "kernel": [[0.7]]}}}})
+  params = {"policy": pp, "value": vp}
+  loc, scale = 0.5 * X + 0.1, _softplus(0.2 * X - 0.3) + 1e-3
+  new_logp = _gauss_logp(U, loc, scale)
+  batch = {"obs": jnp.asarray(X[:, None], jnp.float32), "u": jnp.asarray(U[:, None], jnp.float32),
+           "log_prob": jnp.asarray(new_logp - LOG_RATIO, jnp.float32),
+           "advantage": jnp.asarray(ADV, jnp.float32), "target": jnp.asarray(TARGET, jnp.float32)}
+  return config, policy_net, value_net, params, batch, loc, scale
+
+
+def _expected(adv, eps=0.2):
+  ratio = np.exp(LOG_RATIO)
+  surrogate = np.minimum(ratio * adv, np.clip(ratio, 1 - eps, 1 + eps) * adv)
+  value_loss = 0.5 * np.mean((0.7 * X - 0.2 - TARGET) ** 2)
+  return -surrogate.mean(), value_loss, ratio
+
+
+def test_clipped_surrogate_and_value_loss(setup):
+  config, pnet, vnet, params, batch, _, _ = setup
+  total, aux = ppo.loss(params, batch, jax.random.PRNGKey(1), config, pnet, vnet)
+  pl, vl, ratio = _expected(ADV)
+  # By hand: min(rA, clip(r)A) = [0.6065, -3.2974, 0.4756, 3.0]
+  np.testing.assert_allclose(pl, -np.mean([np.exp(-0.5), -2 * np.exp(0.5), 0.5 * np.exp(-0.05), 3.0]))
+  np.testing.assert_allclose(aux["policy_loss"], pl, rtol=1e-5)
+  np.testing.assert_allclose(aux["value_loss"], vl, rtol=1e-5)
+  np.testing.assert_allclose(total, pl + 0.5 * vl, rtol=1e-5)
+  np.testing.assert_allclose(aux["clip_fraction"], 0.5)
+  np.testing.assert_allclose(aux["approx_kl"], np.mean((ratio - 1) - LOG_RATIO), rtol=1e-4)
+
+
+def test_normalized_advantage(setup):
+  config, pnet, vnet, params, batch, _, _ = setup
+  config = ppo.PPOConfig(**{**config.__dict__, "normalize_advantage": True})
+  _, aux = ppo.loss(params, batch, jax.random.PRNGKey(1), config, pnet, vnet)
+  pl, _, _ = _expected((ADV - ADV.mean()) / (ADV.std() + 1e-8))
+  np.testing.assert_allclose(aux["policy_loss"], pl, rtol=1e-5)
+
+
+def test_entropy_bonus_is_one_sample_tanh_gaussian_entropy(setup):
+  config, pnet, vnet, params, batch, loc, scale = setup
+  key = jax.random.PRNGKey(7)
+  with_ent = ppo.PPOConfig(**{**config.__dict__, "entropy_coef": 0.1})
+  total0, _ = ppo.loss(params, batch, key, config, pnet, vnet)
+  total, aux = ppo.loss(params, batch, key, with_ent, pnet, vnet)
+  eps = np.asarray(jax.random.normal(key, (4, 1)))[:, 0]
+  u = loc + scale * eps
+  log_det = np.log(1 - np.tanh(u) ** 2)
+  entropy = 0.5 * np.log(2 * np.pi * np.e * scale**2) + log_det
+  np.testing.assert_allclose(aux["entropy"], entropy.mean(), rtol=1e-4)
+  np.testing.assert_allclose(total, total0 - 0.1 * entropy.mean(), rtol=1e-5)
+
+
+def test_gradient_is_zero_on_clipped_side(setup):
+  # A sample whose ratio is clipped (and on the pessimistic side) gives no policy gradient.
+  config, pnet, vnet, params, batch, _, _ = setup
+  only0 = jax.tree.map(lambda x: x[:1], batch)  # r = 0.61 < 0.8 with A = +1: unclipped
+  grad0 = jax.grad(lambda p: ppo.loss(p, only0, jax.random.PRNGKey(0), config, pnet, vnet)[1]
+                   ["policy_loss"])(params)
+  assert np.abs(np.asarray(grad0["policy"]["params"]["Dense_0"]["kernel"])).sum() > 0
+  clipped = {**only0, "advantage": -only0["advantage"]}  # A = -1, r < 0.8: clip active
+  grad1 = jax.grad(lambda p: ppo.loss(p, clipped, jax.random.PRNGKey(0), config, pnet, vnet)[1]
+                   ["policy_loss"])(params)
+  np.testing.assert_allclose(np.asarray(grad1["policy"]["params"]["Dense_0"]["kernel"]), 0.0)
