@@ -13,10 +13,12 @@ from envs.types import Env, EnvState
 
 
 def _from_backend(bstate) -> EnvState:
+  # Explicit dtypes drop weak types (Brax's `done` is a weak float in step, not in reset),
+  # so reset and step states have identical types and jitted loops compile once.
   return EnvState(
       obs=jnp.asarray(bstate.obs, jnp.float32),
       reward=jnp.asarray(bstate.reward, jnp.float32),
-      terminated=jnp.asarray(bstate.done) > 0.5,
+      terminated=jnp.asarray(jnp.asarray(bstate.done) > 0.5, bool),
       truncated=jnp.zeros((), bool),
       info={},
       sim=bstate,

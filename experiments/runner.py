@@ -219,12 +219,17 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   return summary
 
 
-def load_state(workdir: str) -> Any:
-  """The train state [num_seeds, ...] of the last checkpoint in `workdir`, as numpy."""
+def read_spec(workdir: str) -> dict:
+  """The RunSpec fields stored in `workdir`/config.json."""
   with open(os.path.join(workdir, "config.json")) as f:
     cfg = json.load(f)
-  spec = RunSpec(**{k: tuple(v) if isinstance(v, list) else v
-                    for k, v in cfg.items() if k != "agent_config"})
+  return {k: tuple(v) if isinstance(v, list) else v
+          for k, v in cfg.items() if k != "agent_config"}
+
+
+def load_state(workdir: str) -> Any:
+  """The train state [num_seeds, ...] of the last checkpoint in `workdir`, as numpy."""
+  spec = RunSpec(**read_spec(workdir))
   _, _, agent = build(spec)
   keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.num_seeds)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))

@@ -10,6 +10,7 @@ env arguments: --env_arg key=value (e.g. episode_length=200).
 """
 
 import json
+import os
 import sys
 
 from absl import app, flags, logging
@@ -28,6 +29,9 @@ flags.DEFINE_multi_string("env_arg", [], "envs.make keyword argument, key=value.
 flags.DEFINE_integer("max_chunks", None, "Stop after this many evaluation chunks in this "
                      "invocation (resume later with the same --workdir).")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
+flags.DEFINE_integer("cpu_devices", 0, "Host CPU devices to expose to JAX (0: one per core), "
+                     "so that seeds shard over cores as over GPUs. Ignored if XLA_FLAGS "
+                     "already sets --xla_force_host_platform_device_count.")
 
 
 def main(argv):
@@ -37,7 +41,12 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   if not FLAGS.workdir:
     sys.exit("error: --workdir is required")
-  # Imported here so that --help and flag errors answer without loading JAX.
+  xla_flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_force_host_platform_device_count" not in xla_flags:
+    cores = FLAGS.cpu_devices or len(os.sched_getaffinity(0))
+    os.environ["XLA_FLAGS"] = f"{xla_flags} --xla_force_host_platform_device_count={cores}".strip()
+  # Imported here so that --help and flag errors answer without loading JAX, and so
+  # that XLA_FLAGS is set before JAX starts.
   from envs import EnvError  # pylint: disable=import-outside-toplevel
   from experiments import runner  # pylint: disable=import-outside-toplevel
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.num_seeds,

@@ -141,3 +141,18 @@ def test_names_cover_backends():
   assert "brax/halfcheetah" in names and "dmc/walker_walk" in names
   assert "dmc_native/cheetah_run" in names and "dmc/cheetah_run" in names
   assert envs.names("dmc") == [n for n in names if n.startswith("dmc/")]
+
+
+def test_reset_and_step_states_have_identical_types(rolled):
+  # Otherwise a jitted step loop fed its own output compiles a second time.
+  env, _, _ = rolled
+  s0 = env.reset(jax.random.PRNGKey(0))
+  s1 = jax.jit(env.step)(s0, jnp.zeros(env.action_size))
+  def types(s):
+    leaves, tree = jax.tree_util.tree_flatten_with_path(s)
+    return tree, [(jax.tree_util.keystr(p), jnp.shape(x), jnp.asarray(x).dtype,
+                   jnp.asarray(x).weak_type) for p, x in leaves]
+
+  (tree0, types0), (tree1, types1) = types(s0), types(s1)
+  assert tree0 == tree1
+  assert types0 == types1

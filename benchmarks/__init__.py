@@ -1,0 +1,1 @@
+"""Scripts that measure speed and learning quality; results go to BENCHMARKS.md."""
