@@ -128,8 +128,10 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   sharding = seed_sharding(spec.num_seeds)
   keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.num_seeds)
   init = jax.jit(jax.vmap(agent.init), out_shardings=sharding)
+  # Outputs pinned to the seed sharding: XLA would otherwise replicate the zero-size
+  # arrays of MJX states, and the next call would reject them.
   chunk = jax.jit(jax.vmap(lambda s: run_updates(agent, s, updates_per_chunk)),
-                  donate_argnums=0)
+                  donate_argnums=0, out_shardings=sharding)
 
   def _eval(state, key):
     policy = agent.make_policy(agent.policy_params(state), True)
@@ -152,6 +154,8 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
       os.remove(metrics_path)
   else:
     state = ckpt.restore(start, jax.eval_shape(init, keys))
+    if sharding is not None:
+      state = jax.device_put(state, sharding)  # empty leaves come back unsharded
     rows = [r for r in _read_metrics(metrics_path) if r["chunk"] <= start]
     with open(metrics_path, "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in rows)

@@ -73,13 +73,16 @@ def test_workdir_of_another_run_is_refused(full_run):
     runner.train(runner.RunSpec(**{**TINY, "seed": 4}), workdir, progress=False)
 
 
+def _args(spec):
+  args = [f"--{k}={v}" for k, v in spec.items() if k not in ("overrides", "env_args")]
+  return (args + [f"--override={o}" for o in spec["overrides"]]
+          + [f"--env_arg={o}" for o in spec["env_args"]])
+
+
 def test_seeds_sharded_over_devices(full_run, tmp_path):
   workdir, _ = full_run
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-  args = [f"--{k}={v}" for k, v in TINY.items() if k not in ("overrides", "env_args")]
-  args += [f"--override={o}" for o in TINY["overrides"]]
-  args += [f"--env_arg={o}" for o in TINY["env_args"]]
-  out = _binary(*args, f"--workdir={tmp_path}", "--noprogress", env=env)
+  out = _binary(*_args(TINY), f"--workdir={tmp_path}", "--noprogress", env=env)
   assert out.returncode == 0, out.stderr[-2000:]
   summary = json.loads(out.stdout[out.stdout.index("{"):])
   assert summary["devices"] == 2
@@ -87,6 +90,18 @@ def test_seeds_sharded_over_devices(full_run, tmp_path):
   a, b = runner.load_state(workdir), runner.load_state(str(tmp_path))
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6),
                a.params, b.params)
+
+
+def test_sharded_mjx_run_resumes(tmp_path):
+  # MJX states hold zero-size arrays, which XLA would replicate instead of shard.
+  spec = {**TINY, "env": "dmc/cartpole_balance", "num_evals": 4, "total_steps": 64 * 4}
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  first = _binary(*_args(spec), f"--workdir={tmp_path}", "--noprogress", "--max_chunks=2", env=env)
+  assert first.returncode == 0, first.stderr[-2000:]
+  second = _binary(*_args(spec), f"--workdir={tmp_path}", "--noprogress", env=env)
+  assert second.returncode == 0, second.stderr[-2000:]
+  summary = json.loads(second.stdout[second.stdout.index("{"):])
+  assert summary["devices"] == 2 and summary["finished"] and summary["resumed_from_chunk"] == 2
 
 
 @pytest.mark.parametrize("args,message", [
