@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from algorithms.common import distributions
+from algorithms.common import distributions, policies
 from algorithms.common.agent import Agent, make_train as _make_train
 from algorithms.common.gae import gae
 from algorithms.common.networks import MLP, ValueNet
@@ -121,34 +121,13 @@ def loss(params: dict, batch: dict, key: jax.Array, config: PPOConfig,
   }
 
 
-def make_policy_fns(config: PPOConfig, env: Env):
-  """(make_policy, log_prob) over policy params {'policy', 'obs_stats'}."""
-  policy_net, _ = networks(config, env)
-
-  def _raw(params, obs):
-    return policy_net.apply(params["policy"], params["obs_stats"].normalize(obs))
-
-  def make_policy(params, deterministic: bool = False):
-    def policy(obs, key):
-      raw = _raw(params, obs)
-      if deterministic:
-        return jnp.tanh(jnp.split(raw, 2, axis=-1)[0])
-      return distributions.tanh_gaussian(raw, config.min_std).sample(seed=key)
-    return policy
-
-  def log_prob(params, obs, action):
-    return distributions.log_prob_action(_raw(params, obs), action, config.min_std)
-
-  return make_policy, log_prob
-
-
 def make_agent(config: PPOConfig, env: Env) -> Agent:
   """PPO as an `Agent` over `env` (which must auto-reset)."""
   config.validate()
   policy_net, value_net = networks(config, env)
   optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                           optax.adam(config.learning_rate))
-  make_policy, log_prob = make_policy_fns(config, env)
+  make_policy, log_prob = policies.tanh_gaussian_fns(policy_net, config.min_std)
   batch_size = config.num_envs * config.unroll_length
   minibatch = batch_size // config.num_minibatches
 

@@ -6,11 +6,14 @@ import ast
 import dataclasses
 from typing import Any, Callable
 
-from algorithms import ppo
+from algorithms import mdpo_offpolicy, ppo, sac, td3
 
 # name -> (config dataclass, make_agent(config, env) -> Agent)
 AGENTS: dict[str, tuple[type, Callable]] = {
     "ppo": (ppo.PPOConfig, ppo.make_agent),
+    "sac": (sac.SACConfig, sac.make_agent),
+    "td3": (td3.TD3Config, td3.make_agent),
+    "mdpo_off": (mdpo_offpolicy.MDPOOffConfig, mdpo_offpolicy.make_agent),
 }
 
 

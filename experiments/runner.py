@@ -164,7 +164,7 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
     returns = np.asarray(evaluate_seeds(state, eval_keys(index)))
     rows = []
     for s in range(spec.num_seeds):
-      row = {"chunk": index, "env_steps": index * steps_per_chunk, "seed": s,
+      row = {"chunk": index, "env_steps": agent.init_steps + index * steps_per_chunk, "seed": s,
              "eval_return": float(returns[s].mean()),
              "eval_return_std": float(returns[s].std())}
       for k, v in (train_metrics or {}).items():
@@ -202,7 +202,7 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   trained_chunks = stop - start
   summary = {
       "agent": spec.agent, "env": spec.env, "num_seeds": spec.num_seeds,
-      "total_steps": stop * steps_per_chunk,
+      "total_steps": agent.init_steps + stop * steps_per_chunk,
       "requested_steps": spec.total_steps,
       "final_return": final,
       "final_return_mean": float(np.mean(final)),

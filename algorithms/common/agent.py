@@ -36,6 +36,7 @@ class Agent:
     log_prob: (params, obs [..., d], action [..., a]) -> [...], or None for
       deterministic-only policies.
     steps_per_update: env steps (summed over parallel envs) consumed by one `update`.
+    init_steps: env steps consumed by `init` (e.g. replay prefill), 0 for most agents.
   """
 
   init: Callable[[jax.Array], Any]
@@ -44,6 +45,7 @@ class Agent:
   make_policy: Callable[[Params, bool], Policy]
   log_prob: Optional[Callable[[Params, jax.Array, jax.Array], jax.Array]]
   steps_per_update: int
+  init_steps: int = 0
 
 
 def run_updates(agent: Agent, state: Any, num_updates: int) -> tuple[Any, dict]:

@@ -39,3 +39,22 @@ class ValueNet(nn.Module):
   @nn.compact
   def __call__(self, obs: jax.Array) -> jax.Array:
     return jnp.squeeze(MLP(self.hidden, 1, self.activation)(obs), -1)
+
+
+class QNet(nn.Module):
+  """`num` independent action values: (obs [..., d], action [..., a]) -> [..., num]."""
+
+  hidden: Sequence[int]
+  num: int = 2
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+    x = jnp.concatenate([obs, action], axis=-1)
+    return jnp.concatenate(
+        [MLP(self.hidden, 1, self.activation)(x) for _ in range(self.num)], axis=-1)
+
+
+def polyak(target, online, tau: float):
+  """Soft target update τ·online + (1 − τ)·target, leaf by leaf."""
+  return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
