@@ -1,0 +1,1 @@
+"""Off-policy evaluation: logged data, estimators, assessment metrics, candidate pools."""

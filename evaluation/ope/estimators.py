@@ -1,0 +1,120 @@
+"""OPE estimators of the finite-horizon discounted value V(π_e) = E[Σ_{t<T} γ^t r_t].
+
+Conventions follow SCOPE-RL (`scope_rl/ope/continuous/basic_estimators.py`), per
+trajectory i and step t, with per-step ratios ρ_t = π_e(a_t|s_t) / π_b(a_t|s_t) and
+cumulative weights w_{0:t} = Π_{t'≤t} ρ_{t'} (w_{0:-1} = 1):
+
+  DM     mean_i V̂(s_0)
+  TIS    mean_i Σ_t γ^t w_{0:T-1} r_t
+  PDIS   mean_i Σ_t γ^t w_{0:t} r_t
+  DR     mean_i Σ_t γ^t [w_{0:t} (r_t − Q̂(s_t, a_t)) + w_{0:t-1} V̂(s_t)]
+  SN*    the same with w replaced by w / mean_i w at each t (self-normalised)
+
+where Q̂, V̂(s) = E_{a~π_e} Q̂(s, a) come from FQE (`evaluation.ope.fqe`). Padding steps
+after an episode ends have ρ = 1 and contribute nothing. Weights are formed from
+summed log-ratios; the self-normalised forms normalise in log space (log-sum-exp), so
+they stay finite where the plain weights overflow float32.
+
+Deterministic target policies have no density at the logged action; their ratio uses
+a Gaussian kernel on the action, ρ_t = K_h(π_e(s_t) − a_t) / π_b(a_t|s_t) with
+K_h(x) = (2πh²)^{-d/2} exp(−‖x‖²/(2h²)) — SCOPE-RL's default kernel. For d > 1 SCOPE-RL
+keeps the 1-D constant (2πh²)^{-1/2}; we use the d-dimensional density (the two differ
+by a constant per step, which the self-normalised forms cancel).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from evaluation.data import LoggedData, valid_mask
+
+
+def log_ratio(data: LoggedData, target_log_prob: jax.Array) -> jax.Array:
+  """log ρ_t [N, T] from log π_e(a_t|s_t) [N, T]; 0 on padding."""
+  mask = valid_mask(data.terminated, data.truncated)
+  return jnp.where(mask, target_log_prob - data.behavior_log_prob, 0.0)
+
+
+def kernel_log_ratio(data: LoggedData, target_action: jax.Array, bandwidth: float) -> jax.Array:
+  """log ρ_t [N, T] of a deterministic π_e with actions [N, T, a], Gaussian kernel of width h."""
+  d = target_action.shape[-1]
+  sq = jnp.sum((target_action - data.action) ** 2, axis=-1)
+  log_k = -sq / (2 * bandwidth**2) - 0.5 * d * jnp.log(2 * jnp.pi * bandwidth**2)
+  return log_ratio(data, log_k)
+
+
+def _normalized(log_w: jax.Array) -> jax.Array:
+  """w / mean_i w per column, from log w [N, T], computed stably."""
+  n = log_w.shape[0]
+  return jnp.exp(log_w - jax.scipy.special.logsumexp(log_w, axis=0, keepdims=True)) * n
+
+
+def _weights(log_rho: jax.Array, self_normalized: bool):
+  """(w_{0:t}, w_{0:t-1}) [N, T] (optionally normalised per step)."""
+  log_w = jnp.cumsum(log_rho, axis=1)
+  log_prev = jnp.pad(log_w[:, :-1], ((0, 0), (1, 0)))
+  if self_normalized:
+    return _normalized(log_w), _normalized(log_prev)
+  return jnp.exp(log_w), jnp.exp(log_prev)
+
+
+def tis(data: LoggedData, log_rho: jax.Array, discount: float,
+        self_normalized: bool = False) -> jax.Array:
+  """Trajectory-wise IS (SNTIS if self_normalized) -> [] value estimate."""
+  mask = valid_mask(data.terminated, data.truncated)
+  returns = jnp.sum(data.reward * mask * discount ** jnp.arange(data.horizon), axis=1)
+  log_w = jnp.sum(log_rho, axis=1)
+  if self_normalized:
+    return jnp.sum(jax.nn.softmax(log_w) * returns)
+  return jnp.mean(jnp.exp(log_w) * returns)
+
+
+def pdis(data: LoggedData, log_rho: jax.Array, discount: float,
+         self_normalized: bool = False) -> jax.Array:
+  """Per-decision IS (SNPDIS if self_normalized) -> []."""
+  mask = valid_mask(data.terminated, data.truncated)
+  w, _ = _weights(log_rho, self_normalized)
+  gammas = discount ** jnp.arange(data.horizon)
+  return jnp.mean(jnp.sum(gammas * w * data.reward * mask, axis=1))
+
+
+def dr(data: LoggedData, log_rho: jax.Array, discount: float, q_sa: jax.Array,
+       v_s: jax.Array, self_normalized: bool = False) -> jax.Array:
+  """Doubly robust (SNDR if self_normalized) with Q̂(s_t, a_t), V̂(s_t) [N, T] -> []."""
+  mask = valid_mask(data.terminated, data.truncated)
+  w, w_prev = _weights(log_rho, self_normalized)
+  gammas = discount ** jnp.arange(data.horizon)
+  terms = w * (data.reward - q_sa) + w_prev * v_s
+  return jnp.mean(jnp.sum(gammas * terms * mask, axis=1))
+
+
+def dm(v_s: jax.Array) -> jax.Array:
+  """Direct method: mean_i V̂(s_0) from V̂ [N, T] -> []."""
+  return jnp.mean(v_s[:, 0])
+
+
+ESTIMATORS = ("dm", "tis", "pdis", "dr", "sntis", "snpdis", "sndr")
+
+
+def estimate_all(data: LoggedData, log_rho: jax.Array, discount: float,
+                 q_sa: Optional[jax.Array] = None, v_s: Optional[jax.Array] = None) -> dict:
+  """Every estimator for P candidates at once (vmapped).
+
+  Args: log_rho [P, N, T]; q_sa, v_s [P, N, T] (FQE predictions; DM and DR are left
+  out when None). Returns {estimator name: [P] values}.
+  """
+
+  def one(lr, q, v):
+    out = {"tis": tis(data, lr, discount), "pdis": pdis(data, lr, discount),
+           "sntis": tis(data, lr, discount, True), "snpdis": pdis(data, lr, discount, True)}
+    if q is not None:
+      out.update(dm=dm(v), dr=dr(data, lr, discount, q, v),
+                 sndr=dr(data, lr, discount, q, v, True))
+    return out
+
+  if q_sa is None:
+    return jax.vmap(lambda lr: one(lr, None, None))(log_rho)
+  return jax.vmap(one)(log_rho, q_sa, v_s)
