@@ -15,12 +15,13 @@ Policy = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def episode_returns(env: Env, policy: Policy, key: jax.Array, num_episodes: int,
-                    max_steps: Optional[int] = None) -> jax.Array:
-  """Undiscounted returns of `num_episodes` episodes run in parallel -> [num_episodes].
+                    max_steps: Optional[int] = None, discount: float = 1.0) -> jax.Array:
+  """Returns Σ_t γ^t r_t of `num_episodes` episodes run in parallel -> [num_episodes].
 
   Pure and jittable. policy(obs [num_episodes, d], key) -> action [num_episodes, a].
   Each episode counts rewards up to its first termination or truncation (the env's
-  auto-reset is ignored after that). `max_steps` defaults to `env.episode_length`.
+  auto-reset is ignored after that) or `max_steps` (default `env.episode_length`).
+  `discount` defaults to 1 (undiscounted).
   """
   k_reset, k_act = jax.random.split(key)
   state = batch_reset(env, k_reset, num_episodes)
@@ -29,7 +30,7 @@ def episode_returns(env: Env, policy: Policy, key: jax.Array, num_episodes: int,
     s, alive, ret = carry
     nxt = jax.vmap(env.step)(s, policy(s.obs, k))
     ret = ret + alive * nxt.reward
-    alive = alive * (1.0 - (nxt.terminated | nxt.truncated).astype(jnp.float32))
+    alive = alive * discount * (1.0 - (nxt.terminated | nxt.truncated).astype(jnp.float32))
     return (nxt, alive, ret), None
 
   init = (state, jnp.ones((num_episodes,)), jnp.zeros((num_episodes,)))

@@ -17,6 +17,20 @@ AGENTS: dict[str, tuple[type, Callable]] = {
 }
 
 
+def policy_network(agent: str, config, env) -> tuple[Any, float]:
+  """(policy net emitting 2·action_size tanh-Gaussian parameters, min_std) of `agent`.
+
+  For OPE candidate pools; TD3's deterministic actor has no such network.
+  """
+  if agent == "ppo":
+    return ppo.networks(config, env)[0], config.min_std
+  if agent == "sac":
+    return sac.networks(config, env.action_size)[0], config.min_std
+  if agent == "mdpo_off":
+    return mdpo_offpolicy.networks(config, env.action_size)[0], config.min_std
+  raise ValueError(f"agent {agent!r} has no tanh-Gaussian policy to build candidates from")
+
+
 def parse_value(text: str) -> Any:
   """'1e-3' -> 0.001, '(64, 64)' -> (64, 64), 'True' -> True, 'relu' -> 'relu'."""
   try:

@@ -20,12 +20,16 @@ def _leaves(tree) -> list[tuple[str, Any]]:
 
 
 class Checkpointer:
-  """Keeps the last `max_to_keep` states under `directory`, indexed by an integer step."""
+  """Keeps the last `max_to_keep` (None: all) states under `directory`, by integer step."""
 
-  def __init__(self, directory: str, max_to_keep: int = 2):
+  def __init__(self, directory: str, max_to_keep: Optional[int] = 2):
     self._mngr = ocp.CheckpointManager(
         os.path.abspath(directory),
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep))
+
+  def all_steps(self) -> list[int]:
+    """Every saved step, ascending."""
+    return sorted(self._mngr.all_steps())
 
   def latest_step(self) -> Optional[int]:
     """The newest saved step, or None."""

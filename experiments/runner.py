@@ -108,11 +108,12 @@ def build(spec: RunSpec):
 
 
 def train(spec: RunSpec, workdir: str, progress: bool = True,
-          max_chunks: Optional[int] = None) -> dict:
+          max_chunks: Optional[int] = None, keep_checkpoints: bool = False) -> dict:
   """Runs (or resumes) `spec` in `workdir`; returns the summary written to summary.json.
 
   `max_chunks` stops after that many chunks in this call (for time-limited jobs; a
   later call resumes). The summary's `finished` says whether the run is complete.
+  `keep_checkpoints` keeps every chunk's checkpoint (e.g. as OPE candidates), not the last 2.
   """
   t_start = time.time()
   config, env, agent = build(spec)
@@ -144,7 +145,8 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
                             spec.num_seeds)
 
   metrics_path = os.path.join(workdir, "metrics.jsonl")
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
+                      max_to_keep=None if keep_checkpoints else 2)
   start = ckpt.latest_step()
   t0 = time.time()
   if start is None:
@@ -231,12 +233,21 @@ def read_spec(workdir: str) -> dict:
           for k, v in cfg.items() if k != "agent_config"}
 
 
-def load_state(workdir: str) -> Any:
-  """The train state [num_seeds, ...] of the last checkpoint in `workdir`, as numpy."""
+def checkpoint_steps(workdir: str) -> list[int]:
+  """The chunk indices with a checkpoint in `workdir` (0 is the initial state)."""
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=None)
+  steps = ckpt.all_steps()
+  ckpt.close()
+  return steps
+
+
+def load_state(workdir: str, step: Optional[int] = None) -> Any:
+  """The train state [num_seeds, ...] of checkpoint `step` (default: the last), as numpy."""
   spec = RunSpec(**read_spec(workdir))
   _, _, agent = build(spec)
   keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.num_seeds)
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-  state = ckpt.restore(ckpt.latest_step(), jax.eval_shape(jax.vmap(agent.init), keys))
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=None)
+  step = ckpt.latest_step() if step is None else step
+  state = ckpt.restore(step, jax.eval_shape(jax.vmap(agent.init), keys))
   ckpt.close()
   return jax.tree.map(np.asarray, state)

@@ -28,6 +28,7 @@ flags.DEFINE_multi_string("override", [], "Agent config override, key=value.")
 flags.DEFINE_multi_string("env_arg", [], "envs.make keyword argument, key=value.")
 flags.DEFINE_integer("max_chunks", None, "Stop after this many evaluation chunks in this "
                      "invocation (resume later with the same --workdir).")
+flags.DEFINE_bool("keep_checkpoints", False, "Keep every chunk's checkpoint, not the last 2.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.DEFINE_integer("cpu_devices", 0, "Host CPU devices to expose to JAX (0: one per core), "
                      "so that seeds shard over cores as over GPUs. Ignored if XLA_FLAGS "
@@ -55,7 +56,7 @@ def main(argv):
                         overrides=tuple(FLAGS.override), env_args=tuple(FLAGS.env_arg))
   try:
     summary = runner.train(spec, FLAGS.workdir, progress=FLAGS.progress,
-                           max_chunks=FLAGS.max_chunks)
+                           max_chunks=FLAGS.max_chunks, keep_checkpoints=FLAGS.keep_checkpoints)
   except (ValueError, EnvError) as e:
     sys.exit(f"error: {e}")
   except KeyboardInterrupt:

@@ -1,0 +1,78 @@
+"""Candidate policies for OPE sweeps, and their true values by on-policy Monte-Carlo.
+
+A candidate is a tanh-Gaussian policy network's params (with observation statistics)
+and a temperature τ that scales the Gaussian's standard deviation: a = tanh(u),
+u ~ N(μ(s), (τ σ(s))²). τ = 0 is the deterministic policy tanh(μ(s)). Pools are
+stacked pytrees with a leading [P] axis, so everything below vmaps over candidates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from algorithms.common import distributions
+from envs import Env, episode_returns
+
+
+@dataclasses.dataclass(frozen=True)
+class TanhGaussianFamily:
+  """Sampling, densities and means of candidates {'params', 'temperature'}."""
+
+  policy_net: nn.Module
+  min_std: float = 1e-3
+
+  def _dist(self, cand, obs):
+    raw = self.policy_net.apply(cand["params"]["policy"],
+                                cand["params"]["obs_stats"].normalize(obs))
+    loc, pre = jnp.split(raw, 2, axis=-1)
+    scale = (jax.nn.softplus(pre) + self.min_std) * cand["temperature"]
+    return loc, scale
+
+  def sample(self, cand, obs: jax.Array, key: jax.Array) -> jax.Array:
+    """obs [M, d] -> actions [M, a] (the mean action when τ = 0)."""
+    loc, scale = self._dist(cand, obs)
+    return jnp.tanh(loc + scale * jax.random.normal(key, loc.shape))
+
+  def log_prob(self, cand, obs: jax.Array, action: jax.Array) -> jax.Array:
+    """log π(a | s) of actions [..., a] in (-1, 1) (τ > 0)."""
+    loc, scale = self._dist(cand, obs)
+    u = jnp.arctanh(jnp.clip(action, -1.0 + 1e-6, 1.0 - 1e-6))
+    return (distrax.MultivariateNormalDiag(loc, scale).log_prob(u)
+            - distributions.tanh_log_det(u))
+
+  def mean_action(self, cand, obs: jax.Array) -> jax.Array:
+    """tanh(μ(s)) [..., a]."""
+    return jnp.tanh(self._dist(cand, obs)[0])
+
+
+def make_pool(policy_params: list[Any], temperatures: list[float]) -> dict:
+  """Every (params, temperature) pair, stacked: {'params': [P, ...], 'temperature': [P]}.
+
+  Candidate p uses policy_params[p // len(temperatures)] at temperatures[p % len(...)].
+  """
+  params = [p for p in policy_params for _ in temperatures]
+  temps = [t for _ in policy_params for t in temperatures]
+  return {"params": jax.tree.map(lambda *x: jnp.stack(x), *params),
+          "temperature": jnp.asarray(temps, jnp.float32)}
+
+
+def true_values(env: Env, family: TanhGaussianFamily, pool: dict, key: jax.Array,
+                num_episodes: int, horizon: int, discount: float) -> tuple[jax.Array, jax.Array]:
+  """On-policy Monte-Carlo values of every candidate -> (mean [P], standard error [P]).
+
+  Each candidate runs `num_episodes` episodes of at most `horizon` steps; the value is
+  the mean of Σ_{t<T} γ^t r_t.
+  """
+
+  def one(cand):
+    returns = episode_returns(env, lambda obs, k: family.sample(cand, obs, k), key,
+                              num_episodes, max_steps=horizon, discount=discount)
+    return returns.mean(), returns.std(ddof=1) / jnp.sqrt(num_episodes)
+
+  return jax.vmap(one)(pool)

@@ -1,0 +1,237 @@
+r"""OPE sweep: every estimator over S logged datasets and P candidate policies, in parallel.
+
+    python -m experiments.ope_sweep --workdir=/tmp/ope            # small default, a few minutes
+
+Steps: (1) the candidate source is a training run of `--agent` on `--env` with every
+checkpoint kept (`--policy_workdir`, trained here first if it is not there); (2) the
+pool is each checkpoint stage at each `--temperatures` (scale of the policy's standard
+deviation; 0 = deterministic, evaluated with a Gaussian action kernel); (3) true values
+by on-policy Monte-Carlo (`--true_episodes` per candidate, standard errors reported);
+(4) `--num_datasets` fresh datasets of the behaviour candidate; (5) FQE and every
+estimator for every (dataset, candidate) pair, vmapped; (6) every metric per k.
+
+Writes into --workdir: ope_summary.json (per estimator: estimates per dataset, every
+metric per dataset and mean, per k), ope_table.csv, sharpe_ratio_at_k.png,
+estimated_vs_true.png, and the first dataset with the estimators' inputs
+(logged/dataset_0.{npz,json}, logged/ope_inputs_0.npz) for comparisons.
+"""
+
+import csv
+import json
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Output directory.")
+flags.DEFINE_string("env", "dmc/cartpole_balance", "Env name.")
+flags.DEFINE_string("agent", "ppo", "Agent whose checkpoints are the candidates (ppo, sac, mdpo_off).")
+flags.DEFINE_string("policy_workdir", None, "Training run with all checkpoints (default: workdir/policy).")
+flags.DEFINE_integer("policy_steps", 200_000, "Env steps of the candidate run if it must be trained.")
+flags.DEFINE_integer("policy_stages", 4, "Checkpoints of the candidate run if it must be trained.")
+flags.DEFINE_multi_string("policy_override", [], "Config override of the candidate run, key=value.")
+flags.DEFINE_list("stages", [], "Checkpoint steps to use as candidates (default: all after 0).")
+flags.DEFINE_list("temperatures", ["0.5", "1.0", "2.0"], "Std scales of the candidates (0: deterministic).")
+flags.DEFINE_integer("behavior_stage", None, "Checkpoint of the behaviour policy (default: middle).")
+flags.DEFINE_float("behavior_temperature", 1.5, "Std scale of the behaviour policy (> 0).")
+flags.DEFINE_float("bandwidth", 0.3, "Gaussian action-kernel width for deterministic candidates.")
+flags.DEFINE_integer("horizon", 50, "Steps per logged trajectory (the estimand's horizon).")
+flags.DEFINE_float("discount", 0.99, "Discount of the estimand.")
+flags.DEFINE_integer("num_datasets", 8, "Fresh logged datasets (data seeds).")
+flags.DEFINE_integer("num_trajectories", 100, "Trajectories per dataset.")
+flags.DEFINE_integer("true_episodes", 512, "On-policy episodes per candidate for its true value.")
+flags.DEFINE_integer("fqe_steps", 1500, "FQE gradient steps per (dataset, candidate).")
+flags.DEFINE_float("safety_threshold", None, "Threshold of Type I/II errors (default: behaviour value).")
+flags.DEFINE_integer("seed", 0, "PRNG seed.")
+
+
+def _fail(message):
+  sys.exit(f"error: {message}")
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {argv[1:]}")
+  if not FLAGS.workdir:
+    _fail("--workdir is required")
+  temps = [float(t) for t in FLAGS.temperatures]
+  deterministic = all(t == 0 for t in temps)
+  if any(t == 0 for t in temps) and not deterministic:
+    _fail("--temperatures mixes deterministic (0) and stochastic candidates; sweep them apart")
+  if FLAGS.behavior_temperature <= 0:
+    _fail("--behavior_temperature must be > 0 (the behaviour policy needs a density)")
+  for name in ("horizon", "num_datasets", "num_trajectories", "true_episodes", "fqe_steps"):
+    if getattr(FLAGS, name) <= 0:
+      _fail(f"--{name} must be positive")
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  os.environ.setdefault("XLA_FLAGS", "")
+  if "xla_force_host_platform_device_count" not in os.environ["XLA_FLAGS"]:
+    os.environ["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}"
+  run(temps, deterministic)
+
+
+def run(temps, deterministic):
+  # pylint: disable=import-outside-toplevel
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  import envs
+  from evaluation import candidates, data as data_lib, plots, sweep
+  from evaluation.ope import ESTIMATORS, FQEConfig
+  from experiments import runner
+  from experiments.agents import policy_network
+
+  t_start = time.time()
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  policy_dir = FLAGS.policy_workdir or os.path.join(FLAGS.workdir, "policy")
+  spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=1,
+                        total_steps=FLAGS.policy_steps, seed=FLAGS.seed,
+                        num_evals=FLAGS.policy_stages, eval_episodes=4,
+                        overrides=tuple(FLAGS.policy_override))
+  try:
+    if not (os.path.exists(os.path.join(policy_dir, "summary.json"))
+            and json.load(open(os.path.join(policy_dir, "summary.json")))["finished"]):
+      print(f"training the candidate source in {policy_dir}", file=sys.stderr)
+      runner.train(spec, policy_dir, keep_checkpoints=True)
+    spec = runner.RunSpec(**runner.read_spec(policy_dir))
+    config, _, _ = runner.build(spec)
+    env = envs.make(FLAGS.env, episode_length=FLAGS.horizon)
+    policy_net, min_std = policy_network(spec.agent, config, env)
+  except ValueError as e:
+    _fail(e)
+  saved = runner.checkpoint_steps(policy_dir)
+  stages = [int(s) for s in FLAGS.stages] or [s for s in saved if s > 0]
+  missing = sorted(set(stages) - set(saved))
+  if missing:
+    _fail(f"{policy_dir} has no checkpoints {missing}; saved: {saved} "
+          "(train it with --keep_checkpoints)")
+  behavior_stage = FLAGS.behavior_stage if FLAGS.behavior_stage is not None else stages[len(stages) // 2]
+  if behavior_stage not in saved:
+    _fail(f"--behavior_stage={behavior_stage} is not a checkpoint of {policy_dir}: {saved}")
+
+  def params_at(step):
+    return jax.tree.map(lambda x: x[0], runner.load_state(policy_dir, step))
+
+  _, _, agent = runner.build(spec)
+  family = candidates.TanhGaussianFamily(policy_net, min_std)
+  pool = candidates.make_pool([agent.policy_params(params_at(s)) for s in stages], temps)
+  behavior = jax.tree.map(lambda x: x[0], candidates.make_pool(
+      [agent.policy_params(params_at(behavior_stage))], [FLAGS.behavior_temperature]))
+  num = len(stages) * len(temps)
+  ks = tuple(range(1, num + 1))
+
+  key = jax.random.PRNGKey(FLAGS.seed)
+  k_true, k_data, k_fqe = jax.random.split(key, 3)
+  print(f"{num} candidates; true values from {FLAGS.true_episodes} episodes each", file=sys.stderr)
+  t = time.time()
+  true_fn = jax.jit(lambda p, k: candidates.true_values(
+      env, family, p, k, FLAGS.true_episodes, FLAGS.horizon, FLAGS.discount))
+  true_mean, true_se = map(np.asarray, true_fn(pool, k_true))
+  true_seconds = time.time() - t
+
+  print(f"{FLAGS.num_datasets} datasets x {FLAGS.num_trajectories} trajectories", file=sys.stderr)
+  datasets = jax.jit(lambda k: sweep.collect_datasets(
+      env, family, behavior, k, FLAGS.num_datasets, FLAGS.num_trajectories, FLAGS.horizon))(k_data)
+  behavior_values = np.asarray(sweep.behavior_values(datasets, FLAGS.discount))
+
+  fqe_config = FQEConfig(num_steps=FLAGS.fqe_steps)
+  print(f"FQE for {FLAGS.num_datasets} x {num} (dataset, candidate) pairs", file=sys.stderr)
+  inputs_fn = jax.jit(jax.vmap(lambda d, k: sweep.ratios_and_q(
+      d, family, pool, FLAGS.discount, k, deterministic, FLAGS.bandwidth, fqe_config)))
+  t = time.time()
+  inputs = jax.block_until_ready(inputs_fn(datasets, jax.random.split(k_fqe, FLAGS.num_datasets)))
+  fqe_seconds = time.time() - t
+
+  estimate_fn = jax.jit(jax.vmap(lambda d, i: sweep.estimate(d, i, FLAGS.discount)))
+  jax.block_until_ready(estimate_fn(datasets, inputs))
+  t = time.time()
+  estimates = jax.block_until_ready(estimate_fn(datasets, inputs))
+  estimate_seconds = time.time() - t
+  threshold = behavior_values if FLAGS.safety_threshold is None else FLAGS.safety_threshold
+  scores = jax.device_get(sweep.assess(estimates, jnp.asarray(true_mean),
+                                       jnp.asarray(behavior_values), ks, threshold))
+  estimates = jax.device_get(estimates)
+
+  names = [n for n in ESTIMATORS if n in estimates]
+  def nanmean(v):
+    """Mean over datasets of the finite entries; NaN where none is (e.g. SharpeRatio@1)."""
+    v = np.where(np.isfinite(v), v, np.nan)
+    count = np.sum(~np.isnan(v), axis=0)
+    return np.where(count > 0, np.nansum(v, axis=0) / np.maximum(count, 1), np.nan)
+
+  def clean(x):
+    x = np.asarray(x, np.float64)
+    return [None if not np.isfinite(v) else float(v) for v in x.ravel()] if x.ndim else (
+        None if not np.isfinite(x) else float(x))
+
+  summary = {
+      "env": FLAGS.env, "agent": spec.agent, "policy_workdir": policy_dir,
+      "horizon": FLAGS.horizon, "discount": FLAGS.discount, "deterministic_targets": deterministic,
+      "bandwidth": FLAGS.bandwidth if deterministic else None,
+      "num_datasets": FLAGS.num_datasets, "num_trajectories": FLAGS.num_trajectories, "ks": list(ks),
+      "candidates": [{"stage": s, "temperature": tt, "true_value": float(true_mean[i * len(temps) + j]),
+                      "true_value_se": float(true_se[i * len(temps) + j])}
+                     for i, s in enumerate(stages) for j, tt in enumerate(temps)],
+      "behavior": {"stage": behavior_stage, "temperature": FLAGS.behavior_temperature,
+                   "value_per_dataset": behavior_values.tolist()},
+      "estimators": {}, "timing": {
+          "true_values_seconds": true_seconds, "fqe_seconds": fqe_seconds,
+          "estimate_seconds": estimate_seconds,
+          "estimates_per_second": len(names) * num * FLAGS.num_datasets / estimate_seconds,
+          "wall_seconds": None}}
+  for n in names:
+    per = {m: np.asarray(v) for m, v in scores[n].items()}
+    summary["estimators"][n] = {
+        "estimates": np.asarray(estimates[n]).tolist(),
+        "metrics_mean": {m: clean(nanmean(v)) for m, v in per.items()},
+        "metrics_per_dataset": {m: np.where(np.isfinite(v), v, np.nan).tolist() for m, v in per.items()}}
+  summary["timing"]["wall_seconds"] = time.time() - t_start
+  with open(os.path.join(FLAGS.workdir, "ope_summary.json"), "w") as f:
+    json.dump(summary, f, indent=1, allow_nan=True)
+
+  with open(os.path.join(FLAGS.workdir, "ope_table.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["estimator", "mse", "relative_error", "rank_correlation", "regret@1",
+                "type_i_error_rate", "type_ii_error_rate"] + [f"sharpe_ratio@{k}" for k in ks[1:]])
+    for n in names:
+      mm = summary["estimators"][n]["metrics_mean"]
+      w.writerow([n] + [mm[m] for m in ("mse", "relative_error", "rank_correlation")]
+                 + [mm["regret@k"][0], mm["type_i_error_rate"], mm["type_ii_error_rate"]]
+                 + mm["sharpe_ratio@k"][1:])
+
+  title = f"{FLAGS.env}: {num} candidates, {FLAGS.num_datasets} datasets"
+  plots.sharpe_ratio_vs_k(list(ks[1:]), {n: np.asarray(scores[n]["sharpe_ratio@k"])[:, 1:] for n in names},
+                          os.path.join(FLAGS.workdir, "sharpe_ratio_at_k.png"), title)
+  plots.estimated_vs_true(true_mean, {n: estimates[n] for n in names}, float(behavior_values.mean()),
+                          os.path.join(FLAGS.workdir, "estimated_vs_true.png"), title)
+
+  first = jax.tree.map(lambda x: x[0], datasets)
+  first = data_lib.with_metadata(first, env=FLAGS.env, discount=FLAGS.discount, seed=FLAGS.seed,
+                                 behavior_policy=f"{policy_dir}@{behavior_stage},T={FLAGS.behavior_temperature}")
+  data_lib.save(first, os.path.join(FLAGS.workdir, "logged", "dataset_0"))
+  extra = {}
+  if deterministic:
+    extra["target_action"] = np.asarray(jax.vmap(lambda c: family.mean_action(c, first.obs))(pool))
+  np.savez_compressed(os.path.join(FLAGS.workdir, "logged", "ope_inputs_0.npz"),
+                      **{k: np.asarray(v[0]) for k, v in inputs.items()}, **extra,
+                      true_values=true_mean, bandwidth=FLAGS.bandwidth, discount=FLAGS.discount,
+                      **{f"estimate_{n}": np.asarray(estimates[n][0]) for n in names})
+
+  print(f"\n{title}; behaviour value {behavior_values.mean():.2f}")
+  print("| estimator | MSE | rank corr | regret@1 | " + " | ".join(f"SR@{k}" for k in ks[1:4]) + " |")
+  print("|---" * (4 + len(ks[1:4])) + "|")
+  for n in names:
+    mm = summary["estimators"][n]["metrics_mean"]
+    fmt = lambda x: "nan" if x is None else f"{x:.3g}"
+    print(f"| {n} | {fmt(mm['mse'])} | {fmt(mm['rank_correlation'])} | {fmt(mm['regret@k'][0])} | "
+          + " | ".join(fmt(x) for x in mm["sharpe_ratio@k"][1:4]) + " |")
+  print(f"timing: FQE {fqe_seconds:.1f}s, estimators {estimate_seconds * 1e3:.1f} ms "
+        f"({summary['timing']['estimates_per_second']:,.0f} estimates/s), wall {summary['timing']['wall_seconds']:.0f}s")
+
+
+if __name__ == "__main__":
+  app.run(main)
