@@ -47,48 +47,65 @@ def kernel_log_ratio(data: LoggedData, target_action: jax.Array, bandwidth: floa
 
 
 def _normalized(log_w: jax.Array) -> jax.Array:
-  """w / mean_i w per column, from log w [N, T], computed stably."""
-  n = log_w.shape[0]
-  return jnp.exp(log_w - jax.scipy.special.logsumexp(log_w, axis=0, keepdims=True)) * n
+  """w / mean_i w per column, from log w [N, T], stably (one exp per entry)."""
+  e = jnp.exp(log_w - jnp.max(log_w, axis=0, keepdims=True))
+  return e * (log_w.shape[0] / jnp.sum(e, axis=0, keepdims=True))
 
 
 def _weights(log_rho: jax.Array, self_normalized: bool):
-  """(w_{0:t}, w_{0:t-1}) [N, T] (optionally normalised per step)."""
+  """(w_{0:t}, w_{0:t-1}) [N, T] (optionally normalised per step).
+
+  w_{0:t-1} is w_{0:t} shifted one step (1 at t = 0); normalisation is per column, so
+  the shift commutes with it.
+  """
   log_w = jnp.cumsum(log_rho, axis=1)
-  log_prev = jnp.pad(log_w[:, :-1], ((0, 0), (1, 0)))
-  if self_normalized:
-    return _normalized(log_w), _normalized(log_prev)
-  return jnp.exp(log_w), jnp.exp(log_prev)
+  w = _normalized(log_w) if self_normalized else jnp.exp(log_w)
+  return w, jnp.pad(w[:, :-1], ((0, 0), (1, 0)), constant_values=1.0)
 
 
-def tis(data: LoggedData, log_rho: jax.Array, discount: float,
-        self_normalized: bool = False) -> jax.Array:
-  """Trajectory-wise IS (SNTIS if self_normalized) -> [] value estimate."""
+def _returns(data: LoggedData, discount: float) -> jax.Array:
+  """Σ_t γ^t r_t of each trajectory [N] (padding masked)."""
   mask = valid_mask(data.terminated, data.truncated)
-  returns = jnp.sum(data.reward * mask * discount ** jnp.arange(data.horizon), axis=1)
+  return jnp.sum(data.reward * mask * discount ** jnp.arange(data.horizon), axis=1)
+
+
+def _tis(returns: jax.Array, log_rho: jax.Array, self_normalized: bool) -> jax.Array:
   log_w = jnp.sum(log_rho, axis=1)
   if self_normalized:
     return jnp.sum(jax.nn.softmax(log_w) * returns)
   return jnp.mean(jnp.exp(log_w) * returns)
 
 
+def _pdis(data: LoggedData, w: jax.Array, discount: float) -> jax.Array:
+  mask = valid_mask(data.terminated, data.truncated)
+  gammas = discount ** jnp.arange(data.horizon)
+  return jnp.mean(jnp.sum(gammas * w * data.reward * mask, axis=1))
+
+
+def _dr(data: LoggedData, w: jax.Array, w_prev: jax.Array, discount: float, q_sa: jax.Array,
+        v_s: jax.Array) -> jax.Array:
+  mask = valid_mask(data.terminated, data.truncated)
+  gammas = discount ** jnp.arange(data.horizon)
+  terms = w * (data.reward - q_sa) + w_prev * v_s
+  return jnp.mean(jnp.sum(gammas * terms * mask, axis=1))
+
+
+def tis(data: LoggedData, log_rho: jax.Array, discount: float,
+        self_normalized: bool = False) -> jax.Array:
+  """Trajectory-wise IS (SNTIS if self_normalized) -> [] value estimate."""
+  return _tis(_returns(data, discount), log_rho, self_normalized)
+
+
 def pdis(data: LoggedData, log_rho: jax.Array, discount: float,
          self_normalized: bool = False) -> jax.Array:
   """Per-decision IS (SNPDIS if self_normalized) -> []."""
-  mask = valid_mask(data.terminated, data.truncated)
-  w, _ = _weights(log_rho, self_normalized)
-  gammas = discount ** jnp.arange(data.horizon)
-  return jnp.mean(jnp.sum(gammas * w * data.reward * mask, axis=1))
+  return _pdis(data, _weights(log_rho, self_normalized)[0], discount)
 
 
 def dr(data: LoggedData, log_rho: jax.Array, discount: float, q_sa: jax.Array,
        v_s: jax.Array, self_normalized: bool = False) -> jax.Array:
   """Doubly robust (SNDR if self_normalized) with Q̂(s_t, a_t), V̂(s_t) [N, T] -> []."""
-  mask = valid_mask(data.terminated, data.truncated)
-  w, w_prev = _weights(log_rho, self_normalized)
-  gammas = discount ** jnp.arange(data.horizon)
-  terms = w * (data.reward - q_sa) + w_prev * v_s
-  return jnp.mean(jnp.sum(gammas * terms * mask, axis=1))
+  return _dr(data, *_weights(log_rho, self_normalized), discount, q_sa, v_s)
 
 
 def dm(v_s: jax.Array) -> jax.Array:
@@ -107,12 +124,17 @@ def estimate_all(data: LoggedData, log_rho: jax.Array, discount: float,
   out when None). Returns {estimator name: [P] values}.
   """
 
+  returns = _returns(data, discount)
+
   def one(lr, q, v):
-    out = {"tis": tis(data, lr, discount), "pdis": pdis(data, lr, discount),
-           "sntis": tis(data, lr, discount, True), "snpdis": pdis(data, lr, discount, True)}
+    # The weights are formed once per candidate and shared by PDIS and DR (plain and SN).
+    w, w_prev = _weights(lr, False)
+    sn, sn_prev = _weights(lr, True)
+    out = {"tis": _tis(returns, lr, False), "pdis": _pdis(data, w, discount),
+           "sntis": _tis(returns, lr, True), "snpdis": _pdis(data, sn, discount)}
     if q is not None:
-      out.update(dm=dm(v), dr=dr(data, lr, discount, q, v),
-                 sndr=dr(data, lr, discount, q, v, True))
+      out.update(dm=dm(v), dr=_dr(data, w, w_prev, discount, q, v),
+                 sndr=_dr(data, sn, sn_prev, discount, q, v))
     return out
 
   if q_sa is None:
