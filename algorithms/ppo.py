@@ -121,6 +121,38 @@ def loss(params: dict, batch: dict, key: jax.Array, config: PPOConfig,
   }
 
 
+def collect(config: PPOConfig, env: Env, policy_net: MLP, value_net: ValueNet, params: dict,
+            obs_stats: RunningStats, env_state: EnvState, key: jax.Array):
+  """One on-policy batch: `unroll_length` steps of `num_envs` envs with params['policy'].
+
+  Updates the observation statistics first (when `normalize_observations`), then
+  computes GAE(λ) with params['value']. Returns (env_state, obs_stats, batch, rollout)
+  where batch holds, flattened to [B = num_envs * unroll_length]: obs (normalised),
+  u (pre-tanh actions), log_prob (of u when acting), value (V before the update),
+  advantage, target.
+  """
+
+  def act(obs, k):
+    raw = policy_net.apply(params["policy"], obs_stats.normalize(obs))
+    dist = distributions.gaussian(raw, config.min_std)
+    u = dist.sample(seed=k)
+    return jnp.tanh(u), {"u": u, "log_prob": dist.log_prob(u)}
+
+  env_state, tr = rollout(env, env_state, act, key, config.unroll_length)
+  if config.normalize_observations:
+    obs_stats = obs_stats.update(tr.obs)
+  obs = obs_stats.normalize(tr.obs)
+  values = value_net.apply(params["value"], obs)
+  next_values = value_net.apply(params["value"], obs_stats.normalize(tr.next_obs))
+  advantage, target = gae(tr.reward * config.reward_scaling, values, next_values,
+                          tr.terminated, tr.terminated | tr.truncated,
+                          config.discount, config.gae_lambda)
+  batch = {"obs": obs, "u": tr.extras["u"], "log_prob": tr.extras["log_prob"],
+           "value": values, "advantage": advantage, "target": target}
+  size = config.num_envs * config.unroll_length
+  return env_state, obs_stats, jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), batch), tr
+
+
 def make_agent(config: PPOConfig, env: Env) -> Agent:
   """PPO as an `Agent` over `env` (which must auto-reset)."""
   config.validate()
@@ -159,28 +191,11 @@ def make_agent(config: PPOConfig, env: Env) -> Agent:
 
   def update(state: PPOState):
     key, k_roll, k_learn = jax.random.split(state.key, 3)
-    params = state.params
-
-    def act(obs, k):
-      raw = policy_net.apply(params["policy"], state.obs_stats.normalize(obs))
-      dist = distributions.gaussian(raw, config.min_std)
-      u = dist.sample(seed=k)
-      return jnp.tanh(u), {"u": u, "log_prob": dist.log_prob(u)}
-
-    env_state, tr = rollout(env, state.env_state, act, k_roll, config.unroll_length)
-    obs_stats = (state.obs_stats.update(tr.obs) if config.normalize_observations
-                 else state.obs_stats)
-    obs = obs_stats.normalize(tr.obs)
-    values = value_net.apply(params["value"], obs)
-    next_values = value_net.apply(params["value"], obs_stats.normalize(tr.next_obs))
-    advantage, target = gae(tr.reward * config.reward_scaling, values, next_values,
-                            tr.terminated, tr.terminated | tr.truncated,
-                            config.discount, config.gae_lambda)
-    batch = {"obs": obs, "u": tr.extras["u"], "log_prob": tr.extras["log_prob"],
-             "advantage": advantage, "target": target}
-    batch = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), batch)
+    env_state, obs_stats, batch, tr = collect(config, env, policy_net, value_net, state.params,
+                                              state.obs_stats, state.env_state, k_roll)
     (params, opt_state, _), aux = jax.lax.scan(
-        epoch, (params, state.opt_state, batch), jax.random.split(k_learn, config.num_epochs))
+        epoch, (state.params, state.opt_state, batch),
+        jax.random.split(k_learn, config.num_epochs))
     metrics = {**jax.tree.map(jnp.mean, aux), **episode_stats(tr)}
     new_state = PPOState(params=params, opt_state=opt_state, obs_stats=obs_stats,
                          env_state=env_state, key=key, update_step=state.update_step + 1)

@@ -103,6 +103,8 @@ def build(spec: RunSpec):
   """(agent config, env, Agent) for a validated `spec`."""
   spec.validate()
   config = make_config(spec.agent, list(spec.overrides))
+  if getattr(config, "total_steps", None) == 0:  # agents whose schedules span the run
+    config = dataclasses.replace(config, total_steps=spec.total_steps)
   env = envs.make(spec.env, **parse_overrides(list(spec.env_args), {}, "--env_arg"))
   return config, env, AGENTS[spec.agent][1](config, env)
 
