@@ -97,27 +97,33 @@ def loss(params: dict, batch: dict, key: jax.Array, config: PPOConfig,
   Args:
     params: {'policy', 'value'} flax params.
     batch: obs [N, d] (normalised), u [N, a] pre-tanh actions, log_prob [N] under the
-      behaviour policy, advantage [N], target [N] (value targets R).
+      behaviour policy, advantage [N], target [N] (value targets R), and optionally
+      mask [N] (bool): every mean (and the advantage standardisation) is over mask only.
   Returns: (L, {'policy_loss', 'value_loss', 'entropy', 'approx_kl', 'clip_fraction'}).
   """
+  if "mask" in batch:
+    m = batch["mask"].astype(jnp.float32)
+    mean = lambda x: jnp.sum(x * m) / jnp.maximum(jnp.sum(m), 1.0)
+  else:
+    mean = jnp.mean
   raw = policy_net.apply(params["policy"], batch["obs"])
   log_prob = distributions.gaussian(raw, config.min_std).log_prob(batch["u"])
   log_ratio = log_prob - batch["log_prob"]
   ratio = jnp.exp(log_ratio)
   adv = batch["advantage"]
   if config.normalize_advantage:
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    centred = adv - mean(adv)
+    adv = centred / (jnp.sqrt(mean(centred**2)) + 1e-8)
   surrogate = jnp.minimum(ratio * adv,
                           jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps) * adv)
-  policy_loss = -surrogate.mean()
-  value_loss = 0.5 * jnp.mean((value_net.apply(params["value"], batch["obs"])
-                               - batch["target"]) ** 2)
-  entropy = distributions.entropy(raw, key, config.min_std).mean()
+  policy_loss = -mean(surrogate)
+  value_loss = 0.5 * mean((value_net.apply(params["value"], batch["obs"]) - batch["target"]) ** 2)
+  entropy = mean(distributions.entropy(raw, key, config.min_std))
   total = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
   return total, {
       "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
-      "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-      "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > config.clip_eps),
+      "approx_kl": mean((ratio - 1.0) - log_ratio),
+      "clip_fraction": mean((jnp.abs(ratio - 1.0) > config.clip_eps).astype(jnp.float32)),
   }
 
 

@@ -6,12 +6,13 @@ import ast
 import dataclasses
 from typing import Any, Callable
 
-from algorithms import mdpo, mdpo_offpolicy, ppo, sac, td3
+from algorithms import mdpo, mdpo_offpolicy, ppo, props, sac, td3
 
 # name -> (config dataclass, make_agent(config, env) -> Agent)
 AGENTS: dict[str, tuple[type, Callable]] = {
     "ppo": (ppo.PPOConfig, ppo.make_agent),
     "mdpo": (mdpo.MDPOConfig, mdpo.make_agent),
+    "props": (props.PROPSConfig, props.make_agent),
     "sac": (sac.SACConfig, sac.make_agent),
     "td3": (td3.TD3Config, td3.make_agent),
     "mdpo_off": (mdpo_offpolicy.MDPOOffConfig, mdpo_offpolicy.make_agent),
@@ -23,7 +24,7 @@ def policy_network(agent: str, config, env) -> tuple[Any, float]:
 
   For OPE candidate pools; TD3's deterministic actor has no such network.
   """
-  if agent in ("ppo", "mdpo"):
+  if agent in ("ppo", "mdpo", "props"):
     return ppo.networks(config, env)[0], config.min_std
   if agent == "sac":
     return sac.networks(config, env.action_size)[0], config.min_std
