@@ -27,7 +27,7 @@ from absl import app, flags, logging
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Output directory.")
 flags.DEFINE_string("env", "dmc/cartpole_balance", "Env name.")
-flags.DEFINE_string("agent", "ppo", "Agent whose checkpoints are the candidates (ppo, sac, mdpo_off).")
+flags.DEFINE_string("agent", "ppo", "Agent whose checkpoints are the candidates (ppo, mdpo, props, sac, mdpo_off).")
 flags.DEFINE_string("policy_workdir", None, "Training run with all checkpoints (default: workdir/policy).")
 flags.DEFINE_integer("policy_steps", 200_000, "Env steps of the candidate run if it must be trained.")
 flags.DEFINE_integer("policy_stages", 4, "Checkpoints of the candidate run if it must be trained.")
