@@ -204,6 +204,10 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   records = _read_metrics(metrics_path)
   final = [r["eval_return"] for r in records if r["chunk"] == stop]
   trained_chunks = stop - start
+  summary_path = os.path.join(workdir, "summary.json")
+  if trained_chunks == 0 and os.path.exists(summary_path):
+    with open(summary_path) as f:  # nothing left to train: keep the run's own timings
+      return json.load(f)
   summary = {
       "agent": spec.agent, "env": spec.env, "num_seeds": spec.num_seeds,
       "total_steps": agent.init_steps + stop * steps_per_chunk,
@@ -220,7 +224,7 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
       "devices": len(sharding.mesh.devices.ravel()) if sharding is not None else 1,
       "setup_seconds": t0 - t_start,
   }
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
+  with open(summary_path, "w") as f:
     json.dump(summary, f, indent=2)
   plots.learning_curve(records, os.path.join(workdir, "learning_curve.png"),
                        f"{spec.agent} on {spec.env}")

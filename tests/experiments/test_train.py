@@ -52,6 +52,12 @@ def test_outputs(full_run):
   assert summary["final_return"] == [r["eval_return"] for r in rows if r["chunk"] == 4]
 
 
+def test_rerunning_a_finished_run_keeps_its_summary(full_run):
+  workdir, summary = full_run
+  again = runner.train(runner.RunSpec(**TINY), workdir, progress=False)
+  assert again == summary and again["steps_per_second"] is not None
+
+
 def test_resume_equals_uninterrupted(full_run, tmp_path):
   workdir, _ = full_run
   part = runner.train(runner.RunSpec(**TINY), str(tmp_path), progress=False, max_chunks=2)
@@ -136,3 +142,26 @@ def test_bad_flags_exit_with_one_clear_line(args, message, tmp_path):
 def test_missing_workdir():
   out = _binary("--agent=ppo")
   assert out.returncode != 0 and out.stderr.strip().splitlines()[-1] == "error: --workdir is required"
+
+
+@pytest.mark.parametrize("agent, overrides", [
+    ("mdpo", ("num_envs=8", "unroll_length=8", "value_minibatches=2", "sgd_steps=2",
+              "policy_hidden=(16,)", "value_hidden=(16,)")),
+    ("props", ("num_envs=4", "unroll_length=4", "segments=2", "num_minibatches=2",
+               "props_minibatches=2", "num_epochs=2", "props_epochs=2", "sampling_error_epochs=1",
+               "policy_hidden=(16,)", "value_hidden=(16,)")),
+])
+def test_on_policy_agents_train_and_resume(agent, overrides, tmp_path):
+  """MDPO and PROPS through the runner: same outputs as PPO; t_k / the learning-rate
+  anneal span the run (total_steps filled in); resumed equals uninterrupted."""
+  spec = {**TINY, "agent": agent, "total_steps": 64 * 4, "overrides": overrides}
+  full = runner.train(runner.RunSpec(**spec), str(tmp_path / "a"), progress=False)
+  assert full["finished"] and len(full["final_return"]) == 2
+  config = json.load(open(tmp_path / "a" / "config.json"))
+  rows = _read(tmp_path / "a" / "metrics.jsonl")
+  assert {"train/tk" if agent == "mdpo" else "train/sampling_error"} <= set(rows[-1]), rows[-1]
+  runner.train(runner.RunSpec(**spec), str(tmp_path / "b"), progress=False, max_chunks=2)
+  runner.train(runner.RunSpec(**spec), str(tmp_path / "b"), progress=False)
+  a, b = runner.load_state(str(tmp_path / "a")), runner.load_state(str(tmp_path / "b"))
+  jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+  assert config["agent"] == agent
