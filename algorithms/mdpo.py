@@ -1,8 +1,10 @@
 """On-policy Mirror Descent Policy Optimization (Tomar, Shani, Efroni & Ghavamzadeh 2020).
 
 Each iteration k collects a batch with π_θk and takes `sgd_steps` (m) full-batch Adam
-steps on the on-policy MDPO objective (the paper's on-policy update, Sec. 4.1: the
-mirror-descent step with the KL Bregman term, importance-sampled with π_θk):
+steps on the on-policy MDPO objective (the paper's on-policy update: the mirror-descent
+step with the KL Bregman term, importance-sampled with π_θk; checked against the
+authors' statement of it and their code `mdpo_on/mdpo.py`, not against the paper's
+equation numbering, which we could not read here):
 
     max_θ  E_{s,a ~ π_θk} [ (π_θ(a|s) / π_θk(a|s)) Â^{θk}(s, a) ]  −  (1/t_k) E_s [ KL(π_θ(·|s) ‖ π_θk(·|s)) ]
 
