@@ -6,7 +6,7 @@ import numpy as np
 
 import envs
 from algorithms import mdpo
-from algorithms.common.agent import run_updates
+from tests.algorithms.learning import before_and_after
 
 U = np.array([0.2, -0.1, 0.4, 1.5])
 ADV = np.array([1.0, -2.0, 0.5, 3.0])
@@ -71,19 +71,7 @@ def test_mdpo_learns_inverted_pendulum():
                            learning_rate=1e-3, value_learning_rate=1e-3, value_minibatches=4,
                            policy_hidden=(32, 32), value_hidden=(32, 32))
   agent = mdpo.make_agent(config, env)
-
-  def run(key):
-    state = agent.init(key)
-
-    def score(s, k):
-      return envs.episode_returns(env, agent.make_policy(agent.policy_params(s), True), k, 8)
-
-    before = score(state, jax.random.PRNGKey(9))
-    state, metrics = run_updates(agent, state, config.num_iterations)
-    return before, score(state, jax.random.PRNGKey(9)), metrics
-
-  before, after, metrics = jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(0), 2))
-  before, after = np.asarray(before).mean(1), np.asarray(after).mean(1)
+  before, after, metrics, _ = before_and_after(agent, env, config.num_iterations)
   assert (before < 60).all(), before
   # Deterministic evaluation at this tiny budget is noisy across seeds (one seed reaches
   # ~120 of 200, the other ~70, from ~37): require a clear gain on each and on average.

@@ -6,7 +6,7 @@ import numpy as np
 
 import envs
 from algorithms import props
-from algorithms.common.agent import run_updates
+from tests.algorithms.learning import before_and_after
 from algorithms.common.networks import MLP
 
 U = np.array([0.2, -0.1, 0.4, 1.5, 0.0])
@@ -72,19 +72,8 @@ def test_props_learns_inverted_pendulum():
                              num_minibatches=8, props_minibatches=8, sampling_error_epochs=5,
                              policy_hidden=(32, 32), value_hidden=(32, 32))
   agent = props.make_agent(config, env)
-
-  def run(key):
-    state = agent.init(key)
-
-    def score(s, k):
-      return envs.episode_returns(env, agent.make_policy(agent.policy_params(s), True), k, 8)
-
-    before = score(state, jax.random.PRNGKey(9))
-    state, metrics = run_updates(agent, state, 40_000 // agent.steps_per_update)
-    return before, score(state, jax.random.PRNGKey(9)), metrics, state.buffer["valid"]
-
-  before, after, metrics, valid = jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(0), 2))
-  before, after = np.asarray(before).mean(1), np.asarray(after).mean(1)
+  before, after, metrics, state = before_and_after(agent, env, 40_000 // agent.steps_per_update)
+  valid = state.buffer["valid"]
   assert (before < 60).all(), before
   assert (after > 150).all(), after
   assert np.asarray(valid).all()                       # the buffer of b batches is full
