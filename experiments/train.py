@@ -16,7 +16,7 @@ import sys
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("agent", "ppo", "Agent to train: ppo, mdpo, props, sac, td3, mdpo_off.")
+flags.DEFINE_string("agent", "ppo", "Agent to train: ppo, mdpo, props, sac, td3, mdpo_off, dac.")
 flags.DEFINE_string("env", "brax/inverted_pendulum", "Env name, backend/task (see envs.names()).")
 flags.DEFINE_integer("num_seeds", 4, "Seeds trained at once (vmapped).")
 flags.DEFINE_integer("total_steps", 200_000, "Env steps per seed.")
@@ -28,6 +28,8 @@ flags.DEFINE_multi_string("override", [], "Agent config override, key=value.")
 flags.DEFINE_multi_string("env_arg", [], "envs.make keyword argument, key=value.")
 flags.DEFINE_integer("max_chunks", None, "Stop after this many evaluation chunks in this "
                      "invocation (resume later with the same --workdir).")
+flags.DEFINE_string("demos", None, "Expert demonstrations (logged-data path) for dac; "
+                    "the same as --override demos=PATH.")
 flags.DEFINE_bool("keep_checkpoints", False, "Keep every chunk's checkpoint, not the last 2.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.DEFINE_integer("cpu_devices", 0, "Host CPU devices to expose to JAX (0: one per core), "
@@ -50,10 +52,11 @@ def main(argv):
   # that XLA_FLAGS is set before JAX starts.
   from envs import EnvError  # pylint: disable=import-outside-toplevel
   from experiments import runner  # pylint: disable=import-outside-toplevel
+  demos = (f"demos={FLAGS.demos}",) if FLAGS.demos else ()
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.num_seeds,
                         total_steps=FLAGS.total_steps, seed=FLAGS.seed,
                         num_evals=FLAGS.num_evals, eval_episodes=FLAGS.eval_episodes,
-                        overrides=tuple(FLAGS.override), env_args=tuple(FLAGS.env_arg))
+                        overrides=tuple(FLAGS.override) + demos, env_args=tuple(FLAGS.env_arg))
   try:
     summary = runner.train(spec, FLAGS.workdir, progress=FLAGS.progress,
                            max_chunks=FLAGS.max_chunks, keep_checkpoints=FLAGS.keep_checkpoints)

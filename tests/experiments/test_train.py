@@ -125,7 +125,7 @@ def test_sharded_mjx_run_resumes(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--agent=dqn"], "unknown agent 'dqn'; known agents: mdpo, mdpo_off, ppo, props, sac, td3"),
+    (["--agent=dqn"], "unknown agent 'dqn'; known agents: dac, mdpo, mdpo_off, ppo, props, sac, td3"),
     (["--env=brax/nope"], "unknown env 'brax/nope'; known envs: brax/ant"),
     (["--total_steps=0"], "--total_steps must be positive"),
     (["--num_seeds=-1"], "--num_seeds must be positive"),

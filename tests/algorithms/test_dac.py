@@ -1,0 +1,79 @@
+"""DAC: the discriminator loss and gradient penalty by hand, rewards, expert subsampling
+with absorbing states."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from algorithms import dac
+from algorithms.common.networks import MLP
+from evaluation.data import LoggedData, save
+
+W, B = np.array([0.5, -1.0, 2.0]), 0.3          # a linear discriminator D(x) = W·x + B
+
+
+def _linear():
+  net = MLP((), 1)
+  params = {"params": {"Dense_0": {"kernel": jnp.asarray(W[:, None], jnp.float32),
+                                   "bias": jnp.asarray([B], jnp.float32)}}}
+  return net, params
+
+
+def _log_sigmoid(x):
+  return -np.log1p(np.exp(-x))
+
+
+def test_discriminator_loss_and_gradient_penalty_by_hand():
+  net, params = _linear()
+  x_e = np.array([[1.0, 0.0, 0.5], [0.0, 0.0, -1.0]])
+  w_e = np.array([1.0, 0.25])
+  x_p = np.array([[0.2, 0.0, 0.1], [-1.0, 0.0, 0.3]])
+  terminal = np.array([0.0, 1.0])                 # the second replay transition terminates
+  x_abs = np.array([0.0, 1.0, 0.0])
+  d_e, d_p, d_abs = x_e @ W + B, x_p @ W + B, x_abs @ W + B
+  want = (-np.mean(w_e * _log_sigmoid(d_e))
+          - (np.sum(_log_sigmoid(-d_p)) + _log_sigmoid(-d_abs)) / 2)
+  # A linear D has ∇_x D = W everywhere: GP = (‖W‖ − 1)² whatever the interpolates.
+  gp = (np.linalg.norm(W) - 1.0) ** 2
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  loss, aux = dac.discriminator_loss(params, net, f32(x_e), f32(w_e), f32(x_p), f32(terminal),
+                                     f32(x_abs), jax.random.PRNGKey(0), 10.0)
+  np.testing.assert_allclose(aux["disc_loss"], want, rtol=1e-5)
+  np.testing.assert_allclose(aux["gradient_penalty"], gp, rtol=1e-5)
+  np.testing.assert_allclose(loss, want + 10.0 * gp, rtol=1e-5)
+
+
+def test_rewards():
+  logit = jnp.array([-2.0, 0.0, 3.0])
+  np.testing.assert_allclose(dac.reward(logit, "airl"), logit)
+  sig = 1 / (1 + np.exp(-np.asarray(logit)))
+  np.testing.assert_allclose(dac.reward(logit, "gail"), -np.log(1 - sig), rtol=1e-5)
+
+
+def test_disc_input_marks_absorbing_states():
+  x = dac.disc_input(jnp.array([[1.0, 2.0], [3.0, 4.0]]), jnp.array([[0.5], [0.7]]),
+                     jnp.array([False, True]))
+  np.testing.assert_array_equal(x, [[1.0, 2.0, 0.0, 0.5], [0.0, 0.0, 1.0, 0.0]])
+
+
+def test_expert_transitions_subsample_and_absorb(tmp_path):
+  n, t = 2, 10
+  term = np.zeros((n, t), bool)
+  trunc = np.zeros((n, t), bool)
+  term[0, 5] = True                               # trajectory 0 terminates after 6 steps
+  trunc[1, 9] = True
+  obs = np.arange(n * t, dtype=np.float32).reshape(n, t, 1) + 1
+  data = LoggedData(obs=obs, action=np.full((n, t, 1), 0.5, np.float32),
+                    reward=np.ones((n, t), np.float32), terminated=term, truncated=trunc,
+                    behavior_log_prob=np.zeros((n, t), np.float32))
+  save(data, str(tmp_path / "demos"))
+  out = dac.expert_transitions(str(tmp_path / "demos"), subsample=2)
+  x, w = out["x"], out["weight"]
+  # Trajectory 0: 6 valid steps -> 3 kept; one absorbing sample (weight 1/2).
+  # Trajectory 1: 10 valid steps -> 5 kept; no absorbing sample (truncated).
+  assert x.shape == (3 + 1 + 5, 3) and w.tolist() == [1, 1, 1, 0.5, 1, 1, 1, 1, 1]
+  np.testing.assert_array_equal(x[3], [0.0, 1.0, 0.0])
+  assert set(x[:3, 0]) <= set(obs[0, :6, 0]) and set(x[4:, 0]) <= set(obs[1, :, 0])
+  assert (x[[0, 1, 2, 4, 5, 6, 7, 8], 1] == 0).all()
+  full = dac.expert_transitions(str(tmp_path / "demos"), subsample=1)
+  assert full["x"].shape[0] == 6 + 1 + 10
