@@ -6,7 +6,7 @@ import ast
 import dataclasses
 from typing import Any, Callable
 
-from algorithms import dac, mdpo, mdpo_offpolicy, ppo, props, sac, td3
+from algorithms import ailboost, dac, mdpo, mdpo_offpolicy, ppo, props, sac, td3
 
 # name -> (config dataclass, make_agent(config, env) -> Agent)
 AGENTS: dict[str, tuple[type, Callable]] = {
@@ -17,6 +17,7 @@ AGENTS: dict[str, tuple[type, Callable]] = {
     "td3": (td3.TD3Config, td3.make_agent),
     "mdpo_off": (mdpo_offpolicy.MDPOOffConfig, mdpo_offpolicy.make_agent),
     "dac": (dac.DACConfig, dac.make_agent),
+    "ailboost": (ailboost.AILBoostConfig, ailboost.make_agent),
 }
 
 
@@ -27,7 +28,7 @@ def policy_network(agent: str, config, env) -> tuple[Any, float]:
   """
   if agent in ("ppo", "mdpo", "props"):
     return ppo.networks(config, env)[0], config.min_std
-  if agent in ("sac", "dac"):
+  if agent in ("sac", "dac", "ailboost"):
     return sac.networks(config, env.action_size)[0], config.min_std
   if agent == "mdpo_off":
     return mdpo_offpolicy.networks(config, env.action_size)[0], config.min_std

@@ -16,7 +16,7 @@ import sys
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("agent", "ppo", "Agent to train: ppo, mdpo, props, sac, td3, mdpo_off, dac.")
+flags.DEFINE_string("agent", "ppo", "Agent to train: ppo, mdpo, props, sac, td3, mdpo_off, dac, ailboost.")
 flags.DEFINE_string("env", "brax/inverted_pendulum", "Env name, backend/task (see envs.names()).")
 flags.DEFINE_integer("num_seeds", 4, "Seeds trained at once (vmapped).")
 flags.DEFINE_integer("total_steps", 200_000, "Env steps per seed.")
@@ -28,7 +28,7 @@ flags.DEFINE_multi_string("override", [], "Agent config override, key=value.")
 flags.DEFINE_multi_string("env_arg", [], "envs.make keyword argument, key=value.")
 flags.DEFINE_integer("max_chunks", None, "Stop after this many evaluation chunks in this "
                      "invocation (resume later with the same --workdir).")
-flags.DEFINE_string("demos", None, "Expert demonstrations (logged-data path) for dac; "
+flags.DEFINE_string("demos", None, "Expert demonstrations (logged-data path) for dac and ailboost; "
                     "the same as --override demos=PATH.")
 flags.DEFINE_bool("keep_checkpoints", False, "Keep every chunk's checkpoint, not the last 2.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")

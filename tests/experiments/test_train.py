@@ -125,11 +125,13 @@ def test_sharded_mjx_run_resumes(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--agent=dqn"], "unknown agent 'dqn'; known agents: dac, mdpo, mdpo_off, ppo, props, sac, td3"),
+    (["--agent=dqn"], "unknown agent 'dqn'; known agents: ailboost, dac, mdpo, mdpo_off, ppo, props, sac, td3"),
     (["--env=brax/nope"], "unknown env 'brax/nope'; known envs: brax/ant"),
     (["--total_steps=0"], "--total_steps must be positive"),
     (["--num_seeds=-1"], "--num_seeds must be positive"),
     (["--override=learning_rat=1"], "unknown key 'learning_rat'"),
+    (["--agent=dac"], "DAC needs expert demonstrations: --demos=PATH"),
+    (["--agent=ailboost", "--demos=/nonexistent/demos"], "no logged data at /nonexistent/demos.npz"),
 ])
 def test_bad_flags_exit_with_one_clear_line(args, message, tmp_path):
   out = _binary(*args, f"--workdir={tmp_path}")
