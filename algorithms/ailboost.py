@@ -37,6 +37,11 @@ policy_iter in agent steps (with its action repeat of 2 that is 2000 simulator s
 our envs have no action repeat). Differences from the code: the ensemble's weights are
 mapped to learners as intended (the code's `np.unique` sorts and merges them), and the
 random prefill stays in SAC's replay.
+
+Memory: the ensemble is a fixed array of `max_learners` = 1 + ⌈total_steps / round⌉
+actors, all kept as the paper does; with 1024-1024 actors that is ~4 MB per learner per
+seed (a 1M-step run: ~500 learners, ~2 GB per seed, in the state and its checkpoints).
+Smaller `hidden` or longer `learner_steps` keep long runs affordable.
 """
 
 from __future__ import annotations
