@@ -133,9 +133,14 @@ def run(temps, deterministic):
   true_mean, true_se = map(np.asarray, true_fn(pool, k_true))
   true_seconds = time.time() - t
 
-  print(f"{FLAGS.num_datasets} datasets x {FLAGS.num_trajectories} trajectories", file=sys.stderr)
+  # The dataset axis is sharded over as many devices as divide it (one per core on a CPU).
+  sharding = runner.seed_sharding(FLAGS.num_datasets)
+  devices = 1 if sharding is None else len(sharding.mesh.devices.ravel())
+  print(f"{FLAGS.num_datasets} datasets x {FLAGS.num_trajectories} trajectories "
+        f"on {devices} device(s)", file=sys.stderr)
   datasets = jax.jit(lambda k: sweep.collect_datasets(
-      env, family, behavior, k, FLAGS.num_datasets, FLAGS.num_trajectories, FLAGS.horizon))(k_data)
+      env, family, behavior, k, FLAGS.num_datasets, FLAGS.num_trajectories, FLAGS.horizon),
+                     out_shardings=sharding)(k_data)
   behavior_values = np.asarray(sweep.behavior_values(datasets, FLAGS.discount))
 
   fqe_config = FQEConfig(num_steps=FLAGS.fqe_steps)
@@ -143,7 +148,10 @@ def run(temps, deterministic):
   inputs_fn = jax.jit(jax.vmap(lambda d, k: sweep.ratios_and_q(
       d, family, pool, FLAGS.discount, k, deterministic, FLAGS.bandwidth, fqe_config)))
   t = time.time()
-  inputs = jax.block_until_ready(inputs_fn(datasets, jax.random.split(k_fqe, FLAGS.num_datasets)))
+  fqe_keys = jax.random.split(k_fqe, FLAGS.num_datasets)
+  if sharding is not None:
+    fqe_keys = jax.device_put(fqe_keys, sharding)
+  inputs = jax.block_until_ready(inputs_fn(datasets, fqe_keys))
   fqe_seconds = time.time() - t
 
   estimate_fn = jax.jit(jax.vmap(lambda d, i: sweep.estimate(d, i, FLAGS.discount)))
@@ -180,7 +188,7 @@ def run(temps, deterministic):
                    "value_per_dataset": behavior_values.tolist()},
       "estimators": {}, "timing": {
           "true_values_seconds": true_seconds, "fqe_seconds": fqe_seconds,
-          "estimate_seconds": estimate_seconds,
+          "estimate_seconds": estimate_seconds, "devices": devices,
           "estimates_per_second": len(names) * num * FLAGS.num_datasets / estimate_seconds,
           "wall_seconds": None}}
   for n in names:

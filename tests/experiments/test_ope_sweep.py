@@ -25,7 +25,8 @@ FLAGS = ["--env=brax/inverted_pendulum", "--policy_steps=1024", "--policy_stages
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("ope"))
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  # Two host devices: the two datasets are sharded one per device.
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
   out = subprocess.run([sys.executable, "-m", "experiments.ope_sweep", f"--workdir={workdir}",
                         *FLAGS], cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
   assert out.returncode == 0, out.stderr[-3000:]
@@ -50,6 +51,7 @@ def test_summary_is_consistent(sweep_dir):
     s = json.load(f)
   # Two checkpoint stages x two temperatures, plus the trained candidate source.
   assert len(s["candidates"]) == 4 and s["ks"] == [1, 2, 3, 4]
+  assert s["timing"]["devices"] == 2
   assert os.path.exists(os.path.join(workdir, "policy", "summary.json"))
   true = np.array([c["true_value"] for c in s["candidates"]])
   assert all(c["true_value_se"] > 0 for c in s["candidates"])
