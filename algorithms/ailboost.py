@@ -137,7 +137,7 @@ def discriminator_loss(disc_params, disc_net, x_expert, x_policy, key, gradient_
   """The reverse-KL discriminator loss on x_expert, x_policy [B, D] -> (L, aux)."""
   g = lambda x: disc_net.apply(disc_params, x)[..., 0]
   g_e, g_p = g(x_expert), g(x_policy)
-  gp = dac.gradient_penalty(disc_params, disc_net, x_expert, x_policy, key)
+  gp = dac.grad_penalty(disc_params, disc_net, x_expert, x_policy, key)
   div = jnp.mean(jnp.exp(-g_e)) + jnp.mean(g_p)
   return div + gradient_penalty * gp, {"disc_loss": div, "gradient_penalty": gp,
                                        "g_expert": g_e.mean(), "g_policy": g_p.mean()}

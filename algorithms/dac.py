@@ -103,7 +103,7 @@ def expert_transitions(path: str, subsample: int, seed: int = 0) -> dict:
   return {"x": np.concatenate(xs).astype(np.float32), "weight": np.concatenate(ws).astype(np.float32)}
 
 
-def gradient_penalty(disc_params, disc_net, x_expert: jax.Array, x_policy: jax.Array,
+def grad_penalty(disc_params, disc_net, x_expert: jax.Array, x_policy: jax.Array,
                      key: jax.Array) -> jax.Array:
   """mean[(‖∇_x̂ D(x̂)‖ − 1)²] at x̂ = u x_policy + (1 − u) x_expert, u ~ U(0, 1) per row [B]."""
   u = jax.random.uniform(key, (x_policy.shape[0], 1))
@@ -123,7 +123,7 @@ def discriminator_loss(disc_params, disc_net, x_expert, w_expert, x_policy, w_ab
   b = x_policy.shape[0]
   expert_term = -jnp.mean(w_expert * jax.nn.log_sigmoid(d_e))
   policy_term = -(jnp.sum(jax.nn.log_sigmoid(-d_p)) + jnp.sum(w_absorbing) * jax.nn.log_sigmoid(-d_abs)) / b
-  gp = gradient_penalty(disc_params, disc_net, x_expert, x_policy, key)
+  gp = grad_penalty(disc_params, disc_net, x_expert, x_policy, key)
   loss = expert_term + policy_term + gradient_penalty * gp
   return loss, {"disc_loss": expert_term + policy_term, "gradient_penalty": gp,
                 "expert_accuracy": jnp.mean(d_e > 0), "policy_accuracy": jnp.mean(d_p < 0)}
