@@ -8,7 +8,8 @@ pool is each checkpoint stage at each `--temperatures` (scale of the policy's st
 deviation; 0 = deterministic, evaluated with a Gaussian action kernel); (3) true values
 by on-policy Monte-Carlo (`--true_episodes` per candidate, standard errors reported);
 (4) `--num_datasets` fresh datasets of the behaviour candidate; (5) FQE and every
-estimator for every (dataset, candidate) pair, vmapped; (6) every metric per k.
+estimator for every (dataset, candidate) pair, vmapped, the dataset axis sharded over
+the devices (one per core on a CPU); (6) every metric per k.
 
 Writes into --workdir: ope_summary.json (per estimator: estimates per dataset, every
 metric per dataset and mean, per k), ope_table.csv, sharpe_ratio_at_k.png,
