@@ -43,6 +43,7 @@ from flax import struct
 from algorithms import ppo
 from algorithms.common import distributions, policies
 from algorithms.common.agent import Agent
+from algorithms.common.minibatches import shuffled_minibatches
 from algorithms.common.rollout import episode_stats
 from algorithms.common.running_stats import RunningStats
 from envs import Env, EnvState, batch_reset
@@ -152,7 +153,6 @@ def make_agent(config: MDPOConfig, env: Env) -> Agent:
   value_opt = optax.adam(config.value_learning_rate, eps=1e-5)
   make_policy, log_prob = policies.tanh_gaussian_fns(policy_net, config.min_std)
   batch_size = config.num_envs * config.unroll_length
-  minibatch = batch_size // config.value_minibatches
 
   def init(key):
     k_pi, k_v, k_env, key = jax.random.split(key, 4)
@@ -192,10 +192,8 @@ def make_agent(config: MDPOConfig, env: Env) -> Agent:
       return (optax.apply_updates(params, updates), opt), loss
 
     def value_epoch(carry, k):
-      perm = jax.random.permutation(k, batch_size)
-      mbs = jax.tree.map(lambda x: x[perm].reshape((config.value_minibatches, minibatch)
-                                                   + x.shape[1:]), batch)
-      return jax.lax.scan(value_step, carry, mbs)
+      return jax.lax.scan(value_step, carry,
+                          shuffled_minibatches(k, batch, config.value_minibatches))
 
     (v_params, v_opt), v_loss = jax.lax.scan(
         value_epoch, (state.params["value"], state.value_opt),

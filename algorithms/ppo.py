@@ -22,6 +22,7 @@ from flax import struct
 from algorithms.common import distributions, policies
 from algorithms.common.agent import Agent, make_train as _make_train
 from algorithms.common.gae import gae
+from algorithms.common.minibatches import shuffled_minibatches
 from algorithms.common.networks import MLP, ValueNet
 from algorithms.common.rollout import episode_stats, rollout
 from algorithms.common.running_stats import RunningStats
@@ -167,7 +168,6 @@ def make_agent(config: PPOConfig, env: Env) -> Agent:
                           optax.adam(config.learning_rate))
   make_policy, log_prob = policies.tanh_gaussian_fns(policy_net, config.min_std)
   batch_size = config.num_envs * config.unroll_length
-  minibatch = batch_size // config.num_minibatches
 
   def init(key):
     k_pi, k_v, k_env, key = jax.random.split(key, 4)
@@ -188,9 +188,7 @@ def make_agent(config: PPOConfig, env: Env) -> Agent:
   def epoch(carry, key):
     params, opt_state, batch = carry
     k_perm, k_ent = jax.random.split(key)
-    perm = jax.random.permutation(k_perm, batch_size)
-    mbs = jax.tree.map(
-        lambda x: x[perm].reshape((config.num_minibatches, minibatch) + x.shape[1:]), batch)
+    mbs = shuffled_minibatches(k_perm, batch, config.num_minibatches)
     (params, opt_state), aux = jax.lax.scan(
         sgd_step, (params, opt_state), (mbs, jax.random.split(k_ent, config.num_minibatches)))
     return (params, opt_state, batch), aux

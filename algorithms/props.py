@@ -58,6 +58,7 @@ from algorithms import ppo
 from algorithms.common import distributions, policies
 from algorithms.common.agent import Agent
 from algorithms.common.gae import gae
+from algorithms.common.minibatches import shuffled_minibatches
 from algorithms.common.rollout import episode_stats, rollout
 from algorithms.common.running_stats import RunningStats
 from envs import Env, EnvState, batch_reset
@@ -166,13 +167,6 @@ def behavior_loss(raw_phi: jax.Array, raw_theta: jax.Array, u: jax.Array, mask: 
   return loss, {"props_loss": loss, "props_kl": mean(kl), "props_approx_kl": mean((r - 1) - log_r)}
 
 
-def _minibatches(key, arrays, num):
-  """Shuffle the leading axis of every array and split it into `num` minibatches."""
-  n = jax.tree.leaves(arrays)[0].shape[0]
-  perm = jax.random.permutation(key, n)
-  return jax.tree.map(lambda x: x[perm].reshape((num, n // num) + x.shape[1:]), arrays)
-
-
 def _early_stopped_steps(params, opt_state, stopped, optimizer, step_size, grad_fn, mbs, limit):
   """Adam steps (`optimizer` scales by Adam, the step is −step_size · that) over minibatches
   mbs [M, ...]; once a step's approximate KL (aux['kl'] of grad_fn, at the params before
@@ -226,7 +220,7 @@ def behavior_update(config: PROPSConfig, policy_net, optimizer, theta, opt_state
     return jax.grad(loss_fn, has_aux=True)(phi)
 
   def epoch(carry, k):
-    mbs = _minibatches(k, data, config.props_minibatches)
+    mbs = shuffled_minibatches(k, data, config.props_minibatches)
     phi, opt, stopped, aux = _early_stopped_steps(*carry, optimizer, config.props_learning_rate,
                                                   grad_fn, mbs, config.props_target_kl)
     return (phi, opt, stopped), aux
@@ -337,7 +331,7 @@ def make_agent(config: PROPSConfig, env: Env) -> Agent:
     def epoch(carry, k):
       k_perm, k_ent = jax.random.split(k)
       mbs = (jax.random.split(k_ent, config.num_minibatches),
-             _minibatches(k_perm, batch, config.num_minibatches))
+             shuffled_minibatches(k_perm, batch, config.num_minibatches))
       p, opt, stopped, aux = _early_stopped_steps(*carry, optimizer, lr, grad_fn, mbs,
                                                   config.target_kl)
       return (p, opt, stopped), aux

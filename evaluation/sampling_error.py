@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import optax
 
 from algorithms.common import distributions
+from algorithms.common.minibatches import shuffled_minibatches
 
 
 def gaussian_kl(loc_p: jax.Array, scale_p: jax.Array, loc_q: jax.Array,
@@ -70,7 +71,6 @@ def sampling_error(policy_net: nn.Module, params: Any, obs: jax.Array, u: jax.Ar
   """
   n = obs.shape[0]
   mask = jnp.ones((n,), jnp.float32) if mask is None else mask.astype(jnp.float32)
-  size = n // config.num_minibatches
   opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                     optax.masked(optax.adam(config.learning_rate), _trainable(params)),
                     optax.masked(optax.set_to_zero(),
@@ -89,9 +89,7 @@ def sampling_error(policy_net: nn.Module, params: Any, obs: jax.Array, u: jax.Ar
     return (optax.apply_updates(p, updates), s), None
 
   def epoch(carry, k):
-    perm = jax.random.permutation(k, n)[: size * config.num_minibatches]
-    mbs = jax.tree.map(lambda x: x[perm].reshape((config.num_minibatches, size) + x.shape[1:]),
-                       (obs, u, mask))
+    mbs = shuffled_minibatches(k, (obs, u, mask), config.num_minibatches)
     return jax.lax.scan(step, carry, mbs)[0], None
 
   (fitted, _), _ = jax.lax.scan(epoch, (params, opt.init(params)),

@@ -1,11 +1,12 @@
 """An OPE sweep: every estimator on S logged datasets for P candidate policies, vmapped.
 
-    inputs = sweep_inputs(env, family, pool, behavior, key, ...)   # data + ratios + FQE
-    estimates = estimate(inputs, discount)                           # {name: [S, P]}
-    scores = assess(estimates, true_values, behavior_values, ks, threshold)
+    data = collect_datasets(env, family, behavior, key, S, N, T)       # LoggedData [S, N, T]
+    inputs = vmap(ratios_and_q)(data, ..., keys)                        # ratios, Q̂, V̂ [S, P, N, T]
+    estimates = vmap(estimate)(data, inputs)                            # {name: [S, P]}
+    scores = assess(estimates, true_values, behavior_values(data), ks, threshold)
 
-All of it is pure and vmapped over datasets (S) and candidates (P); `jax.sharding` can
-spread the leading dataset axis over devices.
+All of it is pure and vmapped over datasets (S) and candidates (P); `experiments.ope_sweep`
+shards the leading dataset axis over devices.
 """
 
 from __future__ import annotations

@@ -57,8 +57,7 @@ def main(argv):
       print(f"training the expert in {FLAGS.expert_workdir}", file=sys.stderr)
       runner.train(spec, FLAGS.expert_workdir)
     spec = runner.RunSpec(**runner.read_spec(FLAGS.expert_workdir))
-    _, _, agent = runner.build(spec)
-    env = envs.make(FLAGS.env)
+    _, env, agent = runner.build(spec)
   except (ValueError, envs.EnvError) as e:
     sys.exit(f"error: {e}")
   if agent.log_prob is None:

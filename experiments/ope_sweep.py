@@ -99,7 +99,7 @@ def run(temps, deterministic):
       print(f"training the candidate source in {policy_dir}", file=sys.stderr)
       runner.train(spec, policy_dir, keep_checkpoints=True)
     spec = runner.RunSpec(**runner.read_spec(policy_dir))
-    config, _, _ = runner.build(spec)
+    config, _, agent = runner.build(spec)
     env = envs.make(FLAGS.env, episode_length=FLAGS.horizon)
     policy_net, min_std = policy_network(spec.agent, config, env)
   except ValueError as e:
@@ -117,7 +117,6 @@ def run(temps, deterministic):
   def params_at(step):
     return jax.tree.map(lambda x: x[0], runner.load_state(policy_dir, step))
 
-  _, _, agent = runner.build(spec)
   family = candidates.TanhGaussianFamily(policy_net, min_std)
   pool = candidates.make_pool([agent.policy_params(params_at(s)) for s in stages], temps)
   behavior = jax.tree.map(lambda x: x[0], candidates.make_pool(

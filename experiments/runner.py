@@ -150,6 +150,11 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
                       max_to_keep=None if keep_checkpoints else 2)
   start = ckpt.latest_step()
+  summary_path = os.path.join(workdir, "summary.json")
+  if start == num_chunks and os.path.exists(summary_path):
+    ckpt.close()
+    with open(summary_path) as f:  # nothing left to train: keep the run's own timings
+      return json.load(f)
   t0 = time.time()
   if start is None:
     state = init(keys)
@@ -204,10 +209,6 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   records = _read_metrics(metrics_path)
   final = [r["eval_return"] for r in records if r["chunk"] == stop]
   trained_chunks = stop - start
-  summary_path = os.path.join(workdir, "summary.json")
-  if trained_chunks == 0 and os.path.exists(summary_path):
-    with open(summary_path) as f:  # nothing left to train: keep the run's own timings
-      return json.load(f)
   summary = {
       "agent": spec.agent, "env": spec.env, "num_seeds": spec.num_seeds,
       "total_steps": agent.init_steps + stop * steps_per_chunk,
