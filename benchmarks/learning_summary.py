@@ -14,7 +14,7 @@ import numpy as np
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A workdir written by experiments.train.", required=True)
+flags.DEFINE_string("workdir", None, "A workdir written by experiments.train.")
 flags.DEFINE_float("threshold", None, "Return threshold, e.g. 90% of the task's maximum.")
 
 
@@ -55,4 +55,5 @@ def main(_):
 
 
 if __name__ == "__main__":
+  flags.mark_flag_as_required("workdir")  # here, so that importing `table` needs no flag
   app.run(main)
