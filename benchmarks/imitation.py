@@ -9,7 +9,7 @@ the exact commands) and normalises every evaluation return as (R − R_random) /
 (R_expert − R_random): R_expert is the mean return of the expert's episodes in
 `<demos>/<task>_<expert_k>` (its metadata), R_random the mean return of a uniform random
 policy over `--random_episodes` episodes of the same env. Prints a markdown table
-(mean ± standard error over seeds at each evaluation) and writes `<out>.png` (one panel
+(mean ± standard error over seeds at each evaluation, with its env steps) and writes `<out>.png` (one panel
 per task) and `<out>.json` (every number behind them). Missing runs are skipped, named.
 
 The training runs' periodic evaluation uses AILBoost's newest weak learner (`make_policy`);
@@ -107,7 +107,7 @@ def collect(runs: str, demos: str, tasks, agents, num_demos, expert_k, random_ep
         steps, returns = table(workdir)
         curves[f"{agent}_{k}"] = {"steps": steps, "returns": returns.tolist(),
                                   "normalised": normalise(returns, expert, rand).tolist()}
-        if agent == "ailboost" and mixture_episodes:
+        if agent.startswith("ailboost") and mixture_episodes:
           mix = mixture_returns(workdir, mixture_episodes)
           curves[f"{agent}_{k}"]["mixture_normalised"] = normalise(mix, expert, rand).tolist()
     out[task] = {"expert": expert, "random": rand, "curves": curves}
@@ -120,21 +120,22 @@ def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def markdown(results: dict) -> str:
-  """One table per task: rows agent × K, columns the evaluation steps, mean ± SE."""
+  """One table per task: rows agent × K, a column per evaluation, "mean ± SE (env steps)"
+  (the agents evaluate at different steps: DAC every chunk, AILBoost after whole rounds)."""
   lines = []
   for task, res in results.items():
     lines.append(f"\ndmc/{task}: expert {res['expert']:.1f}, random {res['random']:.1f}")
     curves = res["curves"]
     if not curves:
       continue
-    steps = max((c["steps"] for c in curves.values()), key=len)
-    lines.append("| agent | K | " + " | ".join(f"{s // 1000}k" for s in steps) + " |")
-    lines.append("|---|---|" + "---|" * len(steps))
+    num = max(len(c["steps"]) for c in curves.values())
+    lines.append("| agent | K | " + " | ".join(f"eval {i + 1}" for i in range(num)) + " |")
+    lines.append("|---|---|" + "---|" * num)
     for name, c in curves.items():
       agent, k = name.rsplit("_", 1)
       mean, se = _mean_se(c["normalised"])
-      cells = [f"{m:.2f} ± {e:.2f}" for m, e in zip(mean, se)]
-      cells += ["–"] * (len(steps) - len(cells))
+      cells = [f"{m:.2f} ± {e:.2f} ({s / 1000:g}k)" for m, e, s in zip(mean, se, c["steps"])]
+      cells += ["–"] * (num - len(cells))
       lines.append(f"| {agent} | {k} | " + " | ".join(cells) + " |")
     for name, c in curves.items():
       if "mixture_normalised" in c:
