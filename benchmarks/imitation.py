@@ -32,7 +32,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("runs", "runs/imitation", "Directory of the training runs.")
 flags.DEFINE_string("demos", "runs/demos", "Directory of the demonstrations <task>_<K>.")
 flags.DEFINE_list("tasks", ["cartpole_balance", "cartpole_swingup"], "dmc/ tasks.")
-flags.DEFINE_list("agents", ["ailboost", "dac"], "Agents compared.")
+flags.DEFINE_list("agents", ["ailboost", "dac"], "Run names compared: workdirs "
+                  "<runs>/<name>_<task>_<K>, e.g. ailboost, dac, or a variant's name.")
 flags.DEFINE_list("num_demos", ["1", "4"], "Expert episode counts K compared.")
 flags.DEFINE_integer("expert_k", 4, "Demonstration file whose mean return defines expert = 1.")
 flags.DEFINE_integer("random_episodes", 64, "Episodes of the uniform random policy.")
@@ -107,7 +108,9 @@ def collect(runs: str, demos: str, tasks, agents, num_demos, expert_k, random_ep
         steps, returns = table(workdir)
         curves[f"{agent}_{k}"] = {"steps": steps, "returns": returns.tolist(),
                                   "normalised": normalise(returns, expert, rand).tolist()}
-        if agent.startswith("ailboost") and mixture_episodes:
+        with open(os.path.join(workdir, "config.json")) as f:
+          is_ailboost = json.load(f)["agent"] == "ailboost"
+        if is_ailboost and mixture_episodes:
           mix = mixture_returns(workdir, mixture_episodes)
           curves[f"{agent}_{k}"]["mixture_normalised"] = normalise(mix, expert, rand).tolist()
     out[task] = {"expert": expert, "random": rand, "curves": curves}
