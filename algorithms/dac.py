@@ -104,7 +104,7 @@ def expert_transitions(path: str, subsample: int, seed: int = 0) -> dict:
 
 
 def grad_penalty(disc_params, disc_net, x_expert: jax.Array, x_policy: jax.Array,
-                     key: jax.Array) -> jax.Array:
+                 key: jax.Array) -> jax.Array:
   """mean[(‖∇_x̂ D(x̂)‖ − 1)²] at x̂ = u x_policy + (1 − u) x_expert, u ~ U(0, 1) per row [B]."""
   u = jax.random.uniform(key, (x_policy.shape[0], 1))
   x_hat = u * x_policy + (1 - u) * x_expert

@@ -63,11 +63,12 @@ def mixture_returns(workdir: str, episodes: int, seed: int = 0) -> np.ndarray:
   import jax
 
   import envs
-  from algorithms import ailboost, sac
+  from algorithms import ailboost
   from experiments import runner
+  from experiments.agents import policy_network
 
   config, env, agent = runner.build(runner.RunSpec(**runner.read_spec(workdir)))
-  policy_net = sac.networks(config, env.action_size)[0]
+  policy_net, _ = policy_network("ailboost", config, env)
   state = runner.load_state(workdir)
 
   def run(seed_state, key):
