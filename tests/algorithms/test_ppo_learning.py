@@ -14,7 +14,8 @@ def test_ppo_learns_inverted_pendulum():
   env = envs.make("brax/inverted_pendulum", episode_length=200)
   agent = ppo.make_agent(CONFIG, env)
   before, after, metrics, _ = before_and_after(agent, env, 60_000 // agent.steps_per_update)
-  # The pole falls in ~25 steps at first; a learned policy holds it for most of 200.
+  # The pole falls in ~25 steps at first; a learned policy holds it for most of 200 (base
+  # seeds 0, 1, 2: every seed 200 after 60k steps, ~40 s on 2 cores).
   assert (before < 60).all(), before
   assert (after > 150).all(), after
   assert np.isfinite(np.asarray(metrics["policy_loss"])).all()
