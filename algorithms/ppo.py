@@ -3,10 +3,13 @@
 The policy is a tanh-squashed Gaussian whose mean and scale come from one MLP
 (softplus scale + `min_std`, as Brax); the value function is a separate MLP. One
 `update` collects `unroll_length` steps from `num_envs` auto-resetting envs,
-updates the observation statistics, computes GAE(λ) (`algorithms.common.gae`) with
-the pre-update value function, and takes `num_epochs` passes of `num_minibatches`
+updates the observation statistics, optionally normalises the rewards by the running
+std of the discounted return (`normalize_rewards`, `algorithms.common.reward_norm`, as
+VecNormalize; off by default), computes GAE(λ) (`algorithms.common.gae`) with the
+pre-update value function, and takes `num_epochs` passes of `num_minibatches`
 Adam steps on the clipped surrogate (eq. 7 of the paper) plus value loss and entropy
-bonus (eq. 9), with global-norm gradient clipping.
+bonus (eq. 9), with global-norm gradient clipping; `value_clip` > 0 clips the value
+loss as baselines' PPO2 does (`algorithms.common.value_loss`).
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from algorithms.common import distributions, policies
 from algorithms.common.agent import Agent, make_train as _make_train
 from algorithms.common.gae import gae
 from algorithms.common.minibatches import shuffled_minibatches
+from algorithms.common import reward_norm
 from algorithms.common.networks import MLP, ValueNet
+from algorithms.common.reward_norm import RewardNormState
 from algorithms.common.rollout import episode_stats, rollout
 from algorithms.common.running_stats import RunningStats
+from algorithms.common.value_loss import clipped_value_loss
 from envs import Env, EnvState, batch_reset
 
 
@@ -42,9 +48,12 @@ class PPOConfig:
   gae_lambda: float = 0.95
   clip_eps: float = 0.3
   value_coef: float = 0.5
+  value_clip: float = 0.0
   entropy_coef: float = 1e-2
   max_grad_norm: float = 1.0
   reward_scaling: float = 1.0
+  normalize_rewards: bool = False
+  reward_clip: float = 10.0
   normalize_observations: bool = True
   normalize_advantage: bool = True
   policy_hidden: Sequence[int] = (64, 64)
@@ -58,6 +67,8 @@ class PPOConfig:
     for name in ("num_envs", "unroll_length", "num_minibatches", "num_epochs"):
       if getattr(self, name) <= 0:
         raise ValueError(f"PPOConfig.{name} must be positive, got {getattr(self, name)}")
+    if self.reward_clip <= 0:
+      raise ValueError(f"PPOConfig.reward_clip must be positive, got {self.reward_clip}")
     if batch % self.num_minibatches:
       raise ValueError(f"num_envs*unroll_length={batch} is not divisible by "
                        f"num_minibatches={self.num_minibatches}")
@@ -65,12 +76,13 @@ class PPOConfig:
 
 @struct.dataclass
 class PPOState:
-  """params {'policy', 'value'}, Adam state, observation statistics, the envs [num_envs],
-  the PRNG key and the number of updates done."""
+  """params {'policy', 'value'}, Adam state, observation statistics, reward normalisation
+  state, the envs [num_envs], the PRNG key and the number of updates done."""
 
   params: dict
   opt_state: Any
   obs_stats: RunningStats
+  reward_norm: RewardNormState
   env_state: EnvState
   key: jax.Array
   update_step: jax.Array
@@ -89,7 +101,7 @@ def loss(params: dict, batch: dict, key: jax.Array, config: PPOConfig,
 
     r = exp(log N(u | θ) − log N(u | θ_old))   (the tanh Jacobian cancels)
     L_clip = −mean(min(r Â, clip(r, 1 − ε, 1 + ε) Â))
-    L_V = mean((V(s) − R)²) / 2
+    L_V = mean((V(s) − R)²) / 2    (clipped around V_old if value_clip > 0)
     L = L_clip + value_coef · L_V − entropy_coef · mean(H)
 
   Â is standardised over the minibatch when `normalize_advantage`; H is the squashed
@@ -98,7 +110,8 @@ def loss(params: dict, batch: dict, key: jax.Array, config: PPOConfig,
   Args:
     params: {'policy', 'value'} flax params.
     batch: obs [N, d] (normalised), u [N, a] pre-tanh actions, log_prob [N] under the
-      behaviour policy, advantage [N], target [N] (value targets R), and optionally
+      behaviour policy, advantage [N], target [N] (value targets R), value [N] (V_old,
+      used only when value_clip > 0), and optionally
       mask [N] (bool): every mean (and the advantage standardisation) is over mask only.
   Returns: (L, {'policy_loss', 'value_loss', 'entropy', 'approx_kl', 'clip_fraction'}).
   """
@@ -118,7 +131,9 @@ def loss(params: dict, batch: dict, key: jax.Array, config: PPOConfig,
   surrogate = jnp.minimum(ratio * adv,
                           jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps) * adv)
   policy_loss = -mean(surrogate)
-  value_loss = 0.5 * mean((value_net.apply(params["value"], batch["obs"]) - batch["target"]) ** 2)
+  old_values = batch["value"] if config.value_clip > 0 else None
+  value_loss = 0.5 * mean(clipped_value_loss(value_net.apply(params["value"], batch["obs"]),
+                                             old_values, batch["target"], config.value_clip))
   entropy = mean(distributions.entropy(raw, key, config.min_std))
   total = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
   return total, {
@@ -129,12 +144,14 @@ def loss(params: dict, batch: dict, key: jax.Array, config: PPOConfig,
 
 
 def collect(config: PPOConfig, env: Env, policy_net: MLP, value_net: ValueNet, params: dict,
-            obs_stats: RunningStats, env_state: EnvState, key: jax.Array):
+            obs_stats: RunningStats, rew_norm: RewardNormState, env_state: EnvState,
+            key: jax.Array):
   """One on-policy batch: `unroll_length` steps of `num_envs` envs with params['policy'].
 
-  Updates the observation statistics first (when `normalize_observations`), then
-  computes GAE(λ) with params['value']. Returns (env_state, obs_stats, batch, rollout)
-  where batch holds, flattened to [B = num_envs * unroll_length]: obs (normalised),
+  Updates the observation statistics first (when `normalize_observations`), normalises
+  the rewards (when `normalize_rewards`; `reward_scaling` multiplies them either way),
+  then computes GAE(λ) with params['value']. Returns (env_state, obs_stats, rew_norm,
+  batch, rollout) where batch holds, flattened to [B = num_envs * unroll_length]: obs (normalised),
   u (pre-tanh actions), log_prob (of u when acting), value (V before the update),
   advantage, target.
   """
@@ -151,13 +168,18 @@ def collect(config: PPOConfig, env: Env, policy_net: MLP, value_net: ValueNet, p
   obs = obs_stats.normalize(tr.obs)
   values = value_net.apply(params["value"], obs)
   next_values = value_net.apply(params["value"], obs_stats.normalize(tr.next_obs))
-  advantage, target = gae(tr.reward * config.reward_scaling, values, next_values,
+  rewards = tr.reward
+  if config.normalize_rewards:
+    rew_norm, rewards = reward_norm.normalize(rew_norm, rewards, tr.terminated | tr.truncated,
+                                              config.discount, config.reward_clip)
+  advantage, target = gae(rewards * config.reward_scaling, values, next_values,
                           tr.terminated, tr.terminated | tr.truncated,
                           config.discount, config.gae_lambda)
   batch = {"obs": obs, "u": tr.extras["u"], "log_prob": tr.extras["log_prob"],
            "value": values, "advantage": advantage, "target": target}
   size = config.num_envs * config.unroll_length
-  return env_state, obs_stats, jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), batch), tr
+  batch = jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), batch)
+  return env_state, obs_stats, rew_norm, batch, tr
 
 
 def make_agent(config: PPOConfig, env: Env) -> Agent:
@@ -175,6 +197,7 @@ def make_agent(config: PPOConfig, env: Env) -> Agent:
     params = {"policy": policy_net.init(k_pi, dummy), "value": value_net.init(k_v, dummy)}
     return PPOState(params=params, opt_state=optimizer.init(params),
                     obs_stats=RunningStats.create(env.observation_size),
+                    reward_norm=RewardNormState.create(config.num_envs),
                     env_state=batch_reset(env, k_env, config.num_envs), key=key,
                     update_step=jnp.zeros((), jnp.int32))
 
@@ -195,14 +218,16 @@ def make_agent(config: PPOConfig, env: Env) -> Agent:
 
   def update(state: PPOState):
     key, k_roll, k_learn = jax.random.split(state.key, 3)
-    env_state, obs_stats, batch, tr = collect(config, env, policy_net, value_net, state.params,
-                                              state.obs_stats, state.env_state, k_roll)
+    env_state, obs_stats, rew_norm, batch, tr = collect(
+        config, env, policy_net, value_net, state.params, state.obs_stats, state.reward_norm,
+        state.env_state, k_roll)
     (params, opt_state, _), aux = jax.lax.scan(
         epoch, (state.params, state.opt_state, batch),
         jax.random.split(k_learn, config.num_epochs))
     metrics = {**jax.tree.map(jnp.mean, aux), **episode_stats(tr)}
     new_state = PPOState(params=params, opt_state=opt_state, obs_stats=obs_stats,
-                         env_state=env_state, key=key, update_step=state.update_step + 1)
+                         reward_norm=rew_norm, env_state=env_state, key=key,
+                         update_step=state.update_step + 1)
     return new_state, metrics
 
   def policy_params(state: PPOState):

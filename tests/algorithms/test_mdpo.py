@@ -54,27 +54,28 @@ def test_kl_term_is_zero_at_the_previous_policy():
 
 def test_step_size_schedule():
   np.testing.assert_allclose(mdpo.step_size(4, jnp.arange(6)), [1, 0.75, 0.5, 0.25, 0.25, 0.25])
-  cfg = mdpo.MDPOConfig(num_envs=4, unroll_length=8, total_steps=100)
-  assert cfg.num_iterations == 4                        # ⌈100 / 32⌉
-
-
-def test_value_loss_clipping():
-  v, v_old, r = jnp.array([1.0, 0.0]), jnp.array([0.0, 0.0]), jnp.array([2.0, -1.0])
-  # Unclipped: (1-2)², (0+1)²; clipped V: 0.2 -> (0.2-2)² = 3.24 > 1.
-  np.testing.assert_allclose(mdpo.value_loss(v, v_old, r, 0.2), (3.24 + 1.0) / 2, rtol=1e-6)
-  np.testing.assert_allclose(mdpo.value_loss(v, v_old, r, 0.0), 1.0, rtol=1e-6)
+  cfg = mdpo.MDPOConfig(num_envs=4, unroll_length=8, total_steps=100, tk_horizon_steps=0)
+  assert cfg.num_iterations == cfg.tk_iterations == 4   # ⌈100 / 32⌉: anneal over the run
+  # The default follows the authors' code: K = int(10e6 / 2048) iterations of 1 × 2048
+  # steps whatever the run length, so after 1M steps (488 iterations) t_k is still 0.9.
+  default = mdpo.MDPOConfig(total_steps=1_000_000)
+  assert (default.num_envs, default.unroll_length, default.tk_iterations) == (1, 2048, 4882)
+  np.testing.assert_allclose(mdpo.step_size(default.tk_iterations, default.num_iterations),
+                             1 - 489 / 4882, rtol=1e-6)
 
 
 def test_mdpo_learns_inverted_pendulum():
   env = envs.make("brax/inverted_pendulum", episode_length=200)
-  config = mdpo.MDPOConfig(num_envs=32, unroll_length=8, total_steps=60_000, sgd_steps=10,
+  config = mdpo.MDPOConfig(num_envs=32, unroll_length=8, total_steps=60_000, tk_horizon_steps=0,
+                           sgd_steps=10,
                            learning_rate=1e-3, value_learning_rate=1e-3, value_minibatches=4,
                            policy_hidden=(32, 32), value_hidden=(32, 32))
   agent = mdpo.make_agent(config, env)
   before, after, metrics, _ = before_and_after(agent, env, config.num_iterations)
   assert (before < 60).all(), before
-  # Deterministic evaluation at this tiny budget is noisy across seeds (one seed reaches
-  # ~120 of 200, the other ~70, from ~37): require a clear gain on each and on average.
-  assert after.min() > 1.5 * before.max() and after.mean() > 2 * before.mean(), (before, after)
+  # With rewards normalised (the default, as the authors' VecNormalize) every seed of base
+  # seeds 0, 1, 2 holds the pole all 200 steps; before that fix the value clip of 0.2 on
+  # raw returns kept the critic from learning and seeds ended at ~70-120.
+  assert (after > 150).all(), after
   tk = np.asarray(metrics["tk"])[0]
   assert tk[0] == 1.0 and tk[-1] < 0.01 and np.all(np.diff(tk) < 0)

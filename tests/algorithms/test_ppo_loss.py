@@ -98,3 +98,18 @@ def test_gradient_is_zero_on_clipped_side(setup):
   grad1 = jax.grad(lambda p: ppo.loss(p, clipped, jax.random.PRNGKey(0), config, pnet, vnet)[1]
                    ["policy_loss"])(params)
   np.testing.assert_allclose(np.asarray(grad1["policy"]["params"]["Dense_0"]["kernel"]), 0.0)
+
+
+def test_clipped_value_loss(setup):
+  """baselines' PPO2 value clipping: max((V − R)², (V_old + clip(V − V_old, ±c) − R)²)."""
+  config, pnet, vnet, params, batch, _, _ = setup
+  v = 0.7 * X - 0.2                                     # [-0.9, -0.2, 0.15, 1.2]
+  v_old = np.array([-0.5, 0.0, 0.0, 0.0])
+  # Clipped V at c = 0.2: [-0.7, -0.2, 0.15, 0.2]; per sample max of the squared errors:
+  # (-0.9)² vs (-0.7)² -> 0.81; (-1.2)² both -> 1.44; (0.65)² both -> 0.4225;
+  # (-0.8)² vs (-1.8)² -> 3.24.
+  want = 0.5 * np.mean([0.81, 1.44, 0.4225, 3.24])
+  clip_cfg = ppo.PPOConfig(**{**config.__dict__, "value_clip": 0.2})
+  _, aux = ppo.loss(params, {**batch, "value": jnp.asarray(v_old, jnp.float32)},
+                    jax.random.PRNGKey(1), clip_cfg, pnet, vnet)
+  np.testing.assert_allclose(aux["value_loss"], want, rtol=1e-5)

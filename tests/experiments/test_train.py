@@ -16,7 +16,9 @@ TINY = dict(
     agent="ppo", env="brax/inverted_pendulum", num_seeds=2, total_steps=64 * 12, seed=3,
     num_evals=4, eval_episodes=2, env_args=("episode_length=50",),
     overrides=("num_envs=8", "unroll_length=8", "num_minibatches=2", "num_epochs=2",
-               "policy_hidden=(16,)", "value_hidden=(16,)"))
+               "policy_hidden=(16,)", "value_hidden=(16,)",
+               # reward statistics are agent state: resume must carry them exactly
+               "normalize_rewards=True", "value_clip=0.2"))
 
 
 def _binary(*args, env=None):
@@ -70,6 +72,8 @@ def test_resume_equals_uninterrupted(full_run, tmp_path):
   a, b = runner.load_state(workdir), runner.load_state(str(tmp_path))
   jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
   jax.tree.map(np.testing.assert_array_equal, a.env_state.obs, b.env_state.obs)
+  jax.tree.map(np.testing.assert_array_equal, a.reward_norm, b.reward_norm)
+  assert float(np.asarray(a.reward_norm.stats.count)[0]) > 0      # the statistics were used
   assert _read(os.path.join(workdir, "metrics.jsonl")) == _read(tmp_path / "metrics.jsonl")
 
 
@@ -125,7 +129,8 @@ def test_sharded_mjx_run_resumes(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--agent=dqn"], "unknown agent 'dqn'; known agents: ailboost, dac, mdpo, mdpo_off, ppo, props, sac, td3"),
+    (["--agent=dqn"], "unknown agent 'dqn'; known agents: ailboost, ailboost_dacdisc, dac, "
+                      "dac_ailboost, mdpo, mdpo_off, ppo, props, sac, td3"),
     (["--env=brax/nope"], "unknown env 'brax/nope'; known envs: brax/ant"),
     (["--total_steps=0"], "--total_steps must be positive"),
     (["--num_seeds=-1"], "--num_seeds must be positive"),
