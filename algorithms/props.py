@@ -30,14 +30,30 @@ data), observations normalised with the current statistics; clipped surrogate, v
 entropy bonus, `num_epochs` × `num_minibatches`, learning rate annealed linearly over
 the run, stopped once the approximate KL exceeds `target_kl`.
 
+Minibatches have a fixed size (PPO: b·n / num_minibatches; PROPS: (b·n − m) /
+props_minibatches, as the code) and are drawn from the buffer's filled rows only, so
+while the buffer fills there are fewer of them rather than as many nearly empty ones.
+The value loss is clipped around the values of the buffer's recomputation (CleanRL's
+`clip_vloss` with the policy clip 0.2, as the code).
+
+Rewards are normalised as the code's env wrappers do (`normalize_rewards`,
+`algorithms.common.reward_norm`): divided by the running std of the discounted return
+and clipped at ±10 when collected; the buffer keeps them un-normalised (times the scale
+they were normalised with) and every update divides by the current scale. The learning
+rates and gradient clip above assume this.
+
 `props=False` gives the paper's baselines with the same code: PPO with a buffer of b
-batches (behaviour = target), and on-policy PPO with b = 1.
+batches (behaviour = target), and on-policy PPO with b = 1. `authors_settings(task,
+variant)` holds the authors' per-environment settings of all three.
 
 Defaults are the authors' tuned Hopper setting (code `PPOROS`, commands/rl_props.txt):
 n = 2048, m = 256, b = 2, PPO lr 1e-3 annealed, 10 epochs × 32 minibatches, clip 0.2,
 entropy 0.01, target KL 0.03, PROPS lr 1e-3, 16 epochs × 16 minibatches, ε_PROPS = 0.3,
 λ = 0.3, δ_PROPS = 0.05, gradient norms clipped at 0.5, [64, 64] tanh networks.
-Differences from that code: truncated episodes bootstrap from the state they were cut
+Differences from that code: the code's env is one env stepping n times (our
+`authors_settings` use num_envs = 1 too; other layouts run GAE over per-env segments of
+the buffer); the reward statistics' return restarts at every episode end (the code's
+wrapper only at terminations); truncated episodes bootstrap from the state they were cut
 in (the code treats them as terminal); the policy is our PPO's tanh-squashed Gaussian
 with state-dependent std (theirs a tanh-bounded mean with state-independent log-std);
 after the PPO update, the PROPS update uses π_θ's fresh log-probs (the code reuses those
@@ -58,11 +74,13 @@ from algorithms import ppo
 from algorithms.common import distributions, policies
 from algorithms.common.agent import Agent
 from algorithms.common.gae import gae
-from algorithms.common.minibatches import shuffled_minibatches
+from algorithms.common import reward_norm
+from algorithms.common import sampling_error as se
+from algorithms.common.minibatches import valid_minibatches
+from algorithms.common.reward_norm import RewardNormState
 from algorithms.common.rollout import episode_stats, rollout
 from algorithms.common.running_stats import RunningStats
 from envs import Env, EnvState, batch_reset
-from evaluation import sampling_error as se
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,12 +99,15 @@ class PROPSConfig:
   num_minibatches: int = 32
   clip_eps: float = 0.2
   value_coef: float = 0.5
+  value_clip: float = 0.2
   entropy_coef: float = 0.01
   target_kl: float = 0.03
   max_grad_norm: float = 0.5
   discount: float = 0.99
   gae_lambda: float = 0.95
   reward_scaling: float = 1.0
+  normalize_rewards: bool = True
+  reward_clip: float = 10.0
   normalize_observations: bool = True
   normalize_advantage: bool = True
   props_learning_rate: float = 1e-3
@@ -116,31 +137,92 @@ class PROPSConfig:
     """b · n transitions kept."""
     return self.batch_size * self.buffer_batches
 
+  @property
+  def ppo_minibatch_size(self) -> int:
+    """b · n / num_minibatches (fewer minibatches, not smaller ones, while filling)."""
+    return self.buffer_size // self.num_minibatches
+
+  @property
+  def props_minibatch_size(self) -> int:
+    """(b · n − m) / props_minibatches, as the code: the PROPS update leaves out the m
+    oldest transitions of a full buffer."""
+    return (self.buffer_size - self.segment_size) // self.props_minibatches
+
   def validate(self) -> None:
     """Raises ValueError on settings that cannot run (total_steps 0 = set by the runner)."""
     for name in ("num_envs", "unroll_length", "segments", "buffer_batches", "num_epochs",
                  "num_minibatches", "props_epochs", "props_minibatches"):
       if getattr(self, name) <= 0:
         raise ValueError(f"PROPSConfig.{name} must be positive, got {getattr(self, name)}")
-    for name in ("num_minibatches", "props_minibatches"):
-      if self.buffer_size % getattr(self, name):
-        raise ValueError(f"the buffer's {self.buffer_size} transitions are not divisible by "
-                         f"{name}={getattr(self, name)}")
+    if self.buffer_size % self.num_minibatches:
+      raise ValueError(f"the buffer's {self.buffer_size} transitions are not divisible by "
+                       f"num_minibatches={self.num_minibatches}")
+    if self.props and self.props_minibatch_size < 1:
+      raise ValueError(f"the PROPS update has (b·n − m) = {self.buffer_size - self.segment_size} "
+                       f"transitions for props_minibatches={self.props_minibatches}: "
+                       "use more segments or buffer_batches")
+    if self.reward_clip <= 0:
+      raise ValueError(f"PROPSConfig.reward_clip must be positive, got {self.reward_clip}")
     if self.total_steps < 0 or self.sampling_error_epochs < 0:
       raise ValueError("PROPSConfig.total_steps and sampling_error_epochs must be >= 0")
+
+
+# The authors' tuned settings (PPOROS, PROPS/commands/rl_props.txt for PROPS and
+# hyperparams/ppo_buffer.py for the baselines) as config overrides, per MuJoCo task:
+# n = segments · m env steps per target update, m = unroll_length (one env) steps per
+# behaviour update, PPO lr (annealed), PROPS lr, λ = props_kl_coef, δ = props_target_kl,
+# and the paper's budget. Everything else is the same for every task (module doc).
+_PROPS = {  # task: (n, m, lr, props lr, λ, δ, props minibatches, total steps)
+    "hopper": (2048, 256, 1e-3, 1e-3, 0.3, 0.05, 16, 1_000_000),
+    "walker2d": (2048, 256, 1e-3, 1e-3, 0.3, 0.1, 32, 2_000_000),
+    "halfcheetah": (1024, 512, 1e-4, 1e-3, 0.3, 0.05, 16, 2_000_000),
+    "swimmer": (2048, 1024, 1e-3, 1e-5, 0.1, 0.03, 16, 1_000_000),
+    "ant": (2048, 256, 1e-4, 1e-3, 0.1, 0.03, 16, 4_000_000),
+    "humanoid": (8192, 256, 1e-4, 1e-4, 0.1, 0.1, 32, 6_000_000),
+}
+_PPO = {  # task: ((n, lr) with b = 2, (n, lr) on-policy with b = 1)
+    "hopper": ((1024, 1e-4), (2048, 1e-3)),
+    "walker2d": ((4096, 1e-3), (4096, 1e-3)),
+    "halfcheetah": ((4096, 1e-3), (1024, 1e-4)),
+    "swimmer": ((2048, 1e-3), (4096, 1e-3)),
+    "ant": ((1024, 1e-4), (1024, 1e-4)),
+    "humanoid": ((8192, 1e-4), (8192, 1e-4)),
+}
+VARIANTS = ("props", "ppo_buffer", "ppo")
+
+
+def authors_settings(task: str, variant: str) -> dict:
+  """The authors' config overrides for `task` (a MuJoCo task name, e.g. 'hopper' or
+  'brax/hopper') and `variant` ('props', 'ppo_buffer': PPO with b = 2, 'ppo': on-policy),
+  plus 'total_steps', the paper's budget. Raises ValueError for other tasks."""
+  name = task.split("/")[-1]
+  if name not in _PROPS or variant not in VARIANTS:
+    raise ValueError(f"no authors' PROPS settings for {task!r}/{variant!r}; tasks: "
+                     f"{', '.join(sorted(_PROPS))}; variants: {', '.join(VARIANTS)}")
+  n, m, lr, props_lr, kl_coef, delta, props_mbs, steps = _PROPS[name]
+  if variant == "props":
+    return dict(num_envs=1, unroll_length=m, segments=n // m, buffer_batches=2, props=True,
+                learning_rate=lr, props_learning_rate=props_lr, props_kl_coef=kl_coef,
+                props_target_kl=delta, props_minibatches=props_mbs, total_steps=steps)
+  (n, lr), b = _PPO[name][variant == "ppo"], 1 if variant == "ppo" else 2
+  seg = min(n, 256)
+  return dict(num_envs=1, unroll_length=seg, segments=n // seg, buffer_batches=b, props=False,
+              learning_rate=lr, total_steps=steps)
 
 
 @struct.dataclass
 class PROPSState:
   """Target params {'policy', 'value'} and Adam state, behaviour policy params and Adam
-  state, observation statistics, the buffer ([b·n / num_envs, num_envs] arrays, oldest
-  first, with `valid`), the envs, the PRNG key and the number of target updates."""
+  state, observation and reward normalisation statistics, the buffer ([b·n / num_envs,
+  num_envs] arrays, oldest first, with `valid`), the envs, the PRNG key and the number of
+  target updates."""
 
   params: dict
   opt_state: Any
   behavior: Any
   behavior_opt: Any
   obs_stats: RunningStats
+  reward_norm: RewardNormState
   buffer: dict
   env_state: EnvState
   key: jax.Array
@@ -167,15 +249,17 @@ def behavior_loss(raw_phi: jax.Array, raw_theta: jax.Array, u: jax.Array, mask: 
   return loss, {"props_loss": loss, "props_kl": mean(kl), "props_approx_kl": mean((r - 1) - log_r)}
 
 
-def _early_stopped_steps(params, opt_state, stopped, optimizer, step_size, grad_fn, mbs, limit):
+def _early_stopped_steps(params, opt_state, stopped, optimizer, step_size, grad_fn, mbs, limit,
+                         active):
   """Adam steps (`optimizer` scales by Adam, the step is −step_size · that) over minibatches
-  mbs [M, ...]; once a step's approximate KL (aux['kl'] of grad_fn, at the params before
-  that step) exceeds `limit` (<= 0: never), that and every later step is skipped, also
-  in later calls given the returned `stopped`. -> (params, opt_state, stopped, aux [M]),
-  aux NaN where skipped."""
+  mbs [M, ...] whose `active` [M] is True (the others are skipped); once a step's
+  approximate KL (aux['kl'] of grad_fn, at the params before that step) exceeds `limit`
+  (<= 0: never), that and every later step is skipped, also in later calls given the
+  returned `stopped`. -> (params, opt_state, stopped, aux [M]), aux NaN where skipped."""
 
-  def step(carry, mb):
+  def step(carry, xs):
     p, s, stop = carry
+    mb, act = xs
 
     def do(_):
       grads, aux = grad_fn(p, mb)
@@ -189,9 +273,10 @@ def _early_stopped_steps(params, opt_state, stopped, optimizer, step_size, grad_
       shapes = jax.eval_shape(grad_fn, p, mb)[1]
       return (p, s, stop), jax.tree.map(lambda x: jnp.full(x.shape, jnp.nan, x.dtype), shapes)
 
-    return jax.lax.cond(stop, skip, do, None)
+    return jax.lax.cond(stop | ~act, skip, do, None)
 
-  (params, opt_state, stopped), aux = jax.lax.scan(step, (params, opt_state, stopped), mbs)
+  (params, opt_state, stopped), aux = jax.lax.scan(step, (params, opt_state, stopped),
+                                                   (mbs, active))
   return params, opt_state, stopped, aux
 
 
@@ -202,14 +287,16 @@ def adam_directions(max_grad_norm: float) -> optax.GradientTransformation:
 
 def behavior_update(config: PROPSConfig, policy_net, optimizer, theta, opt_state, obs: jax.Array,
                     u: jax.Array, mask: jax.Array, key: jax.Array):
-  """One PROPS update from φ = θ: `props_epochs` × `props_minibatches` steps on
-  `behavior_loss`, stopped once its approximate KL exceeds `props_target_kl`.
+  """One PROPS update from φ = θ: `props_epochs` passes of minibatches of
+  `props_minibatch_size` over the masked-in transitions (`props_minibatches` of them once
+  the buffer is full) on `behavior_loss`, stopped once its approximate KL exceeds
+  `props_target_kl`.
 
   Args: theta, the target policy's flax params; opt_state, the behaviour state of
   `optimizer` (`adam_directions`; the step is props_learning_rate); obs [N, d] (normalised),
   u [N, a] pre-tanh actions, mask [N] bool. Returns (φ, opt_state, metrics).
   """
-  data = {"obs": obs, "u": u, "mask": mask, "raw_theta": policy_net.apply(theta, obs)}
+  data = {"obs": obs, "u": u, "raw_theta": policy_net.apply(theta, obs)}
 
   def grad_fn(phi, mb):
     def loss_fn(p):
@@ -220,9 +307,9 @@ def behavior_update(config: PROPSConfig, policy_net, optimizer, theta, opt_state
     return jax.grad(loss_fn, has_aux=True)(phi)
 
   def epoch(carry, k):
-    mbs = shuffled_minibatches(k, data, config.props_minibatches)
+    mbs, active = valid_minibatches(k, data, mask, config.props_minibatch_size)
     phi, opt, stopped, aux = _early_stopped_steps(*carry, optimizer, config.props_learning_rate,
-                                                  grad_fn, mbs, config.props_target_kl)
+                                                  grad_fn, mbs, config.props_target_kl, active)
     return (phi, opt, stopped), aux
 
   (phi, opt_state, stopped), aux = jax.lax.scan(
@@ -241,7 +328,8 @@ def make_agent(config: PROPSConfig, env: Env) -> Agent:
                        num_minibatches=config.num_minibatches, num_epochs=config.num_epochs,
                        learning_rate=config.learning_rate, discount=config.discount,
                        gae_lambda=config.gae_lambda, clip_eps=config.clip_eps,
-                       value_coef=config.value_coef, entropy_coef=config.entropy_coef,
+                       value_coef=config.value_coef, value_clip=config.value_clip,
+                       entropy_coef=config.entropy_coef,
                        max_grad_norm=config.max_grad_norm, reward_scaling=config.reward_scaling,
                        normalize_observations=config.normalize_observations,
                        normalize_advantage=config.normalize_advantage,
@@ -271,7 +359,8 @@ def make_agent(config: PROPSConfig, env: Env) -> Agent:
               "valid": jnp.zeros(shape, bool)}
     return PROPSState(params=params, opt_state=optimizer.init(params),
                       behavior=params["policy"], behavior_opt=behavior_opt.init(params["policy"]),
-                      obs_stats=RunningStats.create(env.observation_size), buffer=buffer,
+                      obs_stats=RunningStats.create(env.observation_size),
+                      reward_norm=RewardNormState.create(config.num_envs), buffer=buffer,
                       env_state=batch_reset(env, k_env, config.num_envs), key=key,
                       update_step=jnp.zeros((), jnp.int32))
 
@@ -285,13 +374,21 @@ def make_agent(config: PROPSConfig, env: Env) -> Agent:
       return jnp.tanh(u), {"u": u}
 
     env_state, tr = rollout(env, state.env_state, act, key, seg)
-    new = {"obs": tr.obs, "next_obs": tr.next_obs, "u": tr.extras["u"], "reward": tr.reward,
+    reward, rew_norm = tr.reward, state.reward_norm
+    if config.normalize_rewards:
+      # As the code: the buffer keeps the normalised, clipped reward times the scale it
+      # was normalised with; updates divide by the scale of their time (no re-clip).
+      rew_norm, normalized, scale = reward_norm.normalize_with_scale(
+          rew_norm, tr.reward, tr.terminated | tr.truncated, config.discount, config.reward_clip)
+      reward = normalized * scale[:, None]
+    new = {"obs": tr.obs, "next_obs": tr.next_obs, "u": tr.extras["u"], "reward": reward,
            "terminated": tr.terminated, "truncated": tr.truncated,
            "valid": jnp.ones(tr.reward.shape, bool)}
     buffer = jax.tree.map(lambda old, x: jnp.concatenate([old[seg:], x]), state.buffer, new)
     obs_stats = (state.obs_stats.update(tr.obs) if config.normalize_observations
                  else state.obs_stats)
-    return state.replace(env_state=env_state, buffer=buffer, obs_stats=obs_stats), tr
+    return state.replace(env_state=env_state, buffer=buffer, obs_stats=obs_stats,
+                         reward_norm=rew_norm), tr
 
   def props_step(state: PROPSState, key):
     """φ ← θ, then the PROPS update on the buffer less its m oldest transitions if full."""
@@ -312,12 +409,13 @@ def make_agent(config: PROPSConfig, env: Env) -> Agent:
     obs = state.obs_stats.normalize(b["obs"])
     values = value_net.apply(params["value"], obs)
     next_values = value_net.apply(params["value"], state.obs_stats.normalize(b["next_obs"]))
-    advantage, target = gae(b["reward"] * config.reward_scaling, values, next_values,
+    reward = b["reward"] / state.reward_norm.scale if config.normalize_rewards else b["reward"]
+    advantage, target = gae(reward * config.reward_scaling, values, next_values,
                             b["terminated"], b["terminated"] | b["truncated"],
                             config.discount, config.gae_lambda)
     old = distributions.gaussian(policy_net.apply(params["policy"], obs), config.min_std)
     batch = jax.tree.map(flat, {"obs": obs, "u": b["u"], "log_prob": old.log_prob(b["u"]),
-                                "advantage": advantage, "target": target, "mask": b["valid"]})
+                                "value": values, "advantage": advantage, "target": target})
 
     def grad_fn(p, mb):
       k, mb = mb
@@ -330,10 +428,10 @@ def make_agent(config: PROPSConfig, env: Env) -> Agent:
 
     def epoch(carry, k):
       k_perm, k_ent = jax.random.split(k)
-      mbs = (jax.random.split(k_ent, config.num_minibatches),
-             shuffled_minibatches(k_perm, batch, config.num_minibatches))
+      mbs, active = valid_minibatches(k_perm, batch, flat(b["valid"]), config.ppo_minibatch_size)
+      mbs = (jax.random.split(k_ent, active.shape[0]), mbs)
       p, opt, stopped, aux = _early_stopped_steps(*carry, optimizer, lr, grad_fn, mbs,
-                                                  config.target_kl)
+                                                  config.target_kl, active)
       return (p, opt, stopped), aux
 
     (params, opt_state, stopped), aux = jax.lax.scan(

@@ -72,3 +72,21 @@ def test_tanh_log_prob_matches_change_of_variables():
   expected = gauss.sum() - np.log(1 - np.tanh(np.asarray(u[0])) ** 2).sum()
   np.testing.assert_allclose(distributions.log_prob_action(raw, a)[0], expected, rtol=1e-5)
   np.testing.assert_allclose(distributions.tanh_gaussian(raw).log_prob(a)[0], expected, rtol=1e-4)
+
+
+def test_valid_minibatches_take_valid_rows_first():
+  """10 entries of which 5 valid (a filling buffer), minibatches of 2: three minibatches
+  hold the valid entries (the last one half), the other two are inactive."""
+  from algorithms.common.minibatches import valid_minibatches  # pylint: disable=import-outside-toplevel
+  x = jnp.arange(10.0)
+  mask = jnp.array([False] * 5 + [True] * 5)
+  mbs, active = valid_minibatches(jax.random.PRNGKey(0), {"x": x}, mask, 2)
+  assert mbs["x"].shape == (5, 2) and mbs["mask"].shape == (5, 2)
+  np.testing.assert_array_equal(active, [True, True, True, False, False])
+  np.testing.assert_array_equal(np.asarray(mbs["mask"]).sum(1), [2, 2, 1, 0, 0])
+  valid_seen = np.asarray(mbs["x"])[np.asarray(mbs["mask"])]
+  assert sorted(valid_seen.tolist()) == [5.0, 6.0, 7.0, 8.0, 9.0]
+  # A size that does not divide n pads with invalid rows: 10 entries, size 4 -> 3 chunks.
+  mbs, active = valid_minibatches(jax.random.PRNGKey(1), {"x": x}, jnp.ones(10, bool), 4)
+  assert mbs["x"].shape == (3, 4) and np.asarray(mbs["mask"]).sum() == 10
+  np.testing.assert_array_equal(active, [True, True, True])
