@@ -20,7 +20,9 @@ value V with a Polyak-averaged target V̄,
 Hyperparameters follow the paper's appendix: λ = 0.2 for all tasks, m = 1000, Adam 3e-4,
 batch 256, τ = 0.005, γ = 0.99, 256-256 networks. The paper keeps the Bregman step size
 t_k *fixed* in its off-policy experiments (annealing t_k = 1 − k/K is its on-policy
-choice); `tk_schedule="linear"` offers that annealing here as an option. The fixed value
+choice); `tk_schedule="linear"` offers that annealing here as an option, over the K
+mirror-descent iterations of the run (its gradient steps / m, from `total_steps`, which
+the training binary fills in; `num_iterations` > 0 sets K by hand). The fixed value
 is not in the paper's text we could read; `t_k = 1` follows the authors' README command
 (`--klcoeff=1.0`, i.e. 1/t_k = 1).
 
@@ -55,7 +57,8 @@ class MDPOOffConfig(offpolicy.OffPolicyConfig):
   iteration_length: int = 1000       # m: gradient steps per mirror-descent iteration
   tk: float = 1.0                    # Bregman step size t_k (fixed schedule)
   tk_schedule: str = "constant"      # "constant" (paper, off-policy) or "linear"
-  num_iterations: int = 1000         # K for the linear schedule t_k = max(1 − k/K, 1/K)
+  num_iterations: int = 0            # K of the linear schedule; 0: the run's iterations
+  total_steps: int = 0               # env steps of the run (set by the training binary)
   hidden: Sequence[int] = (256, 256)
   activation: str = "relu"
   min_std: float = 1e-3
@@ -64,16 +67,31 @@ class MDPOOffConfig(offpolicy.OffPolicyConfig):
     super().validate()
     if self.tk_schedule not in ("constant", "linear"):
       raise ValueError(f"tk_schedule must be 'constant' or 'linear', got {self.tk_schedule!r}")
-    if self.iteration_length <= 0 or self.num_iterations <= 0 or self.tk <= 0:
-      raise ValueError("iteration_length, num_iterations and tk must be positive")
+    if self.iteration_length <= 0 or self.num_iterations < 0 or self.tk <= 0:
+      raise ValueError("iteration_length and tk must be positive, num_iterations >= 0")
+    if self.tk_schedule == "linear" and self.num_iterations == 0 and self.total_steps <= 0:
+      raise ValueError("the linear t_k schedule anneals over the run: set total_steps "
+                       "(the training binary does) or num_iterations")
+
+  @property
+  def tk_iterations(self) -> int:
+    """K: `num_iterations`, or the run's mirror-descent iterations, ⌈G / m⌉ for the G
+    gradient steps of ⌈(total_steps − learning_starts) / (num_envs · unroll_length)⌉
+    updates."""
+    if self.num_iterations > 0:
+      return self.num_iterations
+    per_update = self.num_envs * self.unroll_length
+    updates = -(-max(self.total_steps - self.learning_starts, 0) // per_update)
+    return max(-(-updates * self.grad_steps_per_update // self.iteration_length), 1)
 
 
 def step_size(config: MDPOOffConfig, iteration: jax.Array) -> jax.Array:
-  """t_k for iteration k (0-based): `tk`, or max(1 − k/K, 1/K)·tk when linear."""
+  """t_k for iteration k (0-based): `tk`, or max(1 − k/K, 1/K)·tk when linear (K =
+  config.tk_iterations)."""
   if config.tk_schedule == "constant":
     return jnp.float32(config.tk)
-  k = iteration.astype(jnp.float32)
-  return config.tk * jnp.maximum(1.0 - k / config.num_iterations, 1.0 / config.num_iterations)
+  k, big_k = iteration.astype(jnp.float32), config.tk_iterations
+  return config.tk * jnp.maximum(1.0 - k / big_k, 1.0 / big_k)
 
 
 def networks(config: MDPOOffConfig, action_size: int):

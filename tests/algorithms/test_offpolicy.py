@@ -196,6 +196,14 @@ def test_mdpo_step_size_schedules():
   np.testing.assert_allclose(values, [1.0, 0.5, 0.1, 0.1], rtol=1e-6)
   with pytest.raises(ValueError, match="tk_schedule"):
     mdpo_offpolicy.MDPOOffConfig(tk_schedule="cosine").validate()
+  # K follows the run: (112640 − 10240) env steps in updates of 16 × 4 at UTD 1 are
+  # 102400 gradient steps, 100 iterations of m = 1024; t_k reaches 1/K at the last one.
+  run = mdpo_offpolicy.MDPOOffConfig(tk_schedule="linear", total_steps=112_640,
+                                     learning_starts=10_240, iteration_length=1024)
+  assert run.tk_iterations == 100
+  np.testing.assert_allclose(float(mdpo_offpolicy.step_size(run, jnp.int32(99))), 0.01, rtol=1e-5)
+  with pytest.raises(ValueError, match="anneals over the run"):
+    mdpo_offpolicy.MDPOOffConfig(tk_schedule="linear").validate()
 
 
 def test_mdpo_previous_policy_refreshed_every_m_steps():
