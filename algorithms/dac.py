@@ -23,19 +23,27 @@ batch, and as expert samples (weight w_E = 1/subsampling, as the code) for exper
 trajectories that terminate. Truncated episodes bootstrap normally. DM Control tasks
 never terminate, so there the absorbing terms vanish.
 
-Expert data: `demos` is a logged-data path (`experiments/collect_demos.py`); every
+Expert data: `make_agent` takes the demonstrations as arrays (`experiments/` loads the
+logged-data file that `config.demos` names, from `experiments/collect_demos.py`); every
 `expert_subsample`-th transition of each trajectory is kept, from a random offset, as
 the code does (20 for 1000-step episodes; 1 keeps all).
 
 Differences from the authors' code: SAC (this repo's) instead of TD3, as the issue
 asks; the absorbing loop in closed form (above); the discriminator's 256-256 tanh MLP,
 Adam 1e-3 and λ_GP = 10 are the code's.
+
+`AILBoostBaselineConfig` is the weaker DAC that the AILBoost paper compares against (its
+authors' `agent/dac.py` with `cfgs/agent/dac.yaml`): a 64-64 ReLU discriminator with a
+tanh on its logit (so the reward D ∈ (−1, 1)), Adam 1e-4, the same binary cross-entropy
+(JS) loss and gradient penalty, all expert transitions (no subsampling), SAC as
+AILBoost's. Their code also computes each episode's rewards once, at its end, with the
+discriminator of that moment; we recompute them on every minibatch in both configs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +64,7 @@ class DACConfig(sac.SACConfig):
   expert_subsample: int = 20
   disc_hidden: Sequence[int] = (256, 256)
   disc_activation: str = "tanh"
+  disc_output_tanh: bool = False
   disc_learning_rate: float = 1e-3
   gradient_penalty: float = 10.0
   reward_type: str = "airl"
@@ -73,30 +82,46 @@ class DACConfig(sac.SACConfig):
                        "normalize_observations must be False")
 
 
+class TanhMLP(MLP):
+  """An MLP whose output passes through tanh (a discriminator bounded in (−1, 1))."""
+
+  def __call__(self, x):
+    return jnp.tanh(super().__call__(x))
+
+
+def discriminator(config) -> MLP:
+  """The discriminator network of a config with disc_hidden, disc_activation and
+  disc_output_tanh: x [..., D] -> [..., 1]."""
+  cls = TanhMLP if config.disc_output_tanh else MLP
+  return cls(tuple(config.disc_hidden), 1, config.disc_activation)
+
+
 def disc_input(obs: jax.Array, action: jax.Array, absorbing: jax.Array) -> jax.Array:
   """x = [s, absorbing, a] [..., d + 1 + a]; absorbing rows get s = 0, a = 0."""
   absorbing = absorbing.astype(obs.dtype)[..., None]
   return jnp.concatenate([obs * (1 - absorbing), absorbing, action * (1 - absorbing)], -1)
 
 
-def expert_transitions(path: str, subsample: int, seed: int = 0) -> dict:
-  """Expert (s, a) of a logged-data file, subsampled, plus absorbing samples.
+def expert_transitions(demos: Mapping[str, np.ndarray], subsample: int, seed: int = 0) -> dict:
+  """Expert (s, a) of demonstrations, subsampled, plus absorbing samples.
 
-  Returns numpy {x [M, d + 1 + a], weight [M]}: one x per kept transition (weight 1)
-  and one x_abs per terminated trajectory (weight 1/subsample).
+  demos: obs [N, T, d], action [N, T, a], terminated [N, T], truncated [N, T] (the
+  logged-data layout: steps after a trajectory's first terminated/truncated step are
+  padding). Returns numpy {x [M, d + 1 + a], weight [M]}: one x per kept transition
+  (weight 1) and one x_abs per terminated trajectory (weight 1/subsample).
   """
-  from evaluation import data as data_lib  # pylint: disable=import-outside-toplevel
-  demos = data_lib.load(path)
-  mask = np.asarray(data_lib.valid_mask(demos.terminated, demos.truncated))
+  term, trunc = np.asarray(demos["terminated"], bool), np.asarray(demos["truncated"], bool)
+  done = (term | trunc).astype(np.int32)
+  mask = (np.cumsum(done, axis=-1) - done) == 0
   rng = np.random.default_rng(seed)
-  obs, act = np.asarray(demos.obs), np.asarray(demos.action)
+  obs, act = np.asarray(demos["obs"]), np.asarray(demos["action"])
   xs, ws = [], []
-  for i in range(demos.num_trajectories):
+  for i in range(obs.shape[0]):
     steps = np.flatnonzero(mask[i])
     keep = steps[rng.integers(subsample) % subsample::subsample] if subsample > 1 else steps
     xs.append(np.concatenate([obs[i, keep], np.zeros((len(keep), 1)), act[i, keep]], -1))
     ws.append(np.ones(len(keep)))
-    if np.asarray(demos.terminated)[i].any():
+    if term[i].any():
       xs.append(np.concatenate([np.zeros((1, obs.shape[-1])), np.ones((1, 1)),
                                 np.zeros((1, act.shape[-1]))], -1))
       ws.append(np.full(1, 1.0 / subsample))
@@ -137,7 +162,7 @@ def reward(logit: jax.Array, reward_type: str) -> jax.Array:
 def make_learner(config: DACConfig, env: Env, expert: dict) -> offpolicy.Learner:
   """SAC on the discriminator's reward, with one discriminator step per SAC step."""
   base = sac.make_learner(config, env)
-  disc_net = MLP(tuple(config.disc_hidden), 1, config.disc_activation)
+  disc_net = discriminator(config)
   disc_opt = optax.adam(config.disc_learning_rate)
   x_expert, w_expert = jnp.asarray(expert["x"]), jnp.asarray(expert["weight"])
   x_abs = disc_input(jnp.zeros(env.observation_size), jnp.zeros(env.action_size), jnp.ones(()))
@@ -172,12 +197,25 @@ def make_learner(config: DACConfig, env: Env, expert: dict) -> offpolicy.Learner
                            make_policy=base.make_policy, log_prob=base.log_prob)
 
 
-def make_agent(config: DACConfig, env: Env):
-  """DAC as an `Agent` over `env`; loads the expert demonstrations at `config.demos`."""
+def make_agent(config: DACConfig, env: Env, demos: Mapping[str, np.ndarray]):
+  """DAC as an `Agent` over `env`, imitating `demos` (arrays, see `expert_transitions`)."""
   config.validate()
-  expert = expert_transitions(config.demos, config.expert_subsample)
+  expert = expert_transitions(demos, config.expert_subsample)
   if expert["x"].shape[-1] != env.observation_size + 1 + env.action_size:
     raise ValueError(f"demos at {config.demos} do not match {env.name}: transitions of "
                      f"width {expert['x'].shape[-1] - 1} vs obs + action "
                      f"{env.observation_size + env.action_size}")
   return offpolicy.make_agent(config, env, make_learner(config, env, expert))
+
+
+@dataclasses.dataclass(frozen=True)
+class AILBoostBaselineConfig(sac.AILBoostSACConfig, DACConfig):
+  """The AILBoost paper's DAC baseline (its authors' `cfgs/agent/dac.yaml`, see module
+  doc): small tanh-bounded discriminator, Adam 1e-4, no expert subsampling, and SAC as
+  AILBoost's code configures it (`sac.AILBoostSACConfig`)."""
+
+  expert_subsample: int = 1
+  disc_hidden: Sequence[int] = (64, 64)
+  disc_activation: str = "relu"
+  disc_output_tanh: bool = True
+  disc_learning_rate: float = 1e-4

@@ -44,6 +44,22 @@ class SACConfig(offpolicy.OffPolicyConfig):
   min_std: float = 1e-3
 
 
+@dataclasses.dataclass(frozen=True)
+class AILBoostSACConfig(SACConfig):
+  """SAC as AILBoost's authors configure it for DM Control (`Cornell-RL/ailboost`,
+  cfgs/algo/sac.yaml): 1024-1024 networks, Adam 1e-4, batch 1024, one gradient step per
+  2 env steps; shared by AILBoost and its paper's DAC baseline."""
+
+  actor_learning_rate: float = 1e-4
+  critic_learning_rate: float = 1e-4
+  alpha_learning_rate: float = 1e-4
+  hidden: Sequence[int] = (1024, 1024)
+  batch_size: int = 1024
+  utd_ratio: float = 0.5
+  num_envs: int = 8
+  unroll_length: int = 25
+
+
 def networks(config: SACConfig, action_size: int):
   """(policy net: obs -> 2·action_size, twin Q net)."""
   return (MLP(tuple(config.hidden), 2 * action_size, config.activation),

@@ -4,7 +4,8 @@ r"""Imitation benchmark: normalised return vs env steps, AILBoost vs DAC, K expe
         --tasks=cartpole_balance,cartpole_swingup --out=benchmarks/figures/imitation
 
 Reads the training runs `<runs>/<agent>_<task>_<K>` (written by `experiments.train
---agent=dac|ailboost --env=dmc/<task> --demos=<demos>/<task>_<K>`, see BENCHMARKS.md for
+--agent=dac|dac_ailboost|ailboost|ailboost_dacdisc --env=dmc/<task>
+--demos=<demos>/<task>_<K>`, see BENCHMARKS.md for
 the exact commands) and normalises every evaluation return as (R − R_random) /
 (R_expert − R_random): R_expert is the mean return of the expert's episodes in
 `<demos>/<task>_<expert_k>` (its metadata), R_random the mean return of a uniform random
@@ -67,8 +68,9 @@ def mixture_returns(workdir: str, episodes: int, seed: int = 0) -> np.ndarray:
   from experiments import runner
   from experiments.agents import policy_network
 
-  config, env, agent = runner.build(runner.RunSpec(**runner.read_spec(workdir)))
-  policy_net, _ = policy_network("ailboost", config, env)
+  spec = runner.RunSpec(**runner.read_spec(workdir))
+  config, env, agent = runner.build(spec)
+  policy_net, _ = policy_network(spec.agent, config, env)
   state = runner.load_state(workdir)
 
   def run(seed_state, key):
@@ -110,7 +112,7 @@ def collect(runs: str, demos: str, tasks, agents, num_demos, expert_k, random_ep
         curves[f"{agent}_{k}"] = {"steps": steps, "returns": returns.tolist(),
                                   "normalised": normalise(returns, expert, rand).tolist()}
         with open(os.path.join(workdir, "config.json")) as f:
-          is_ailboost = json.load(f)["agent"] == "ailboost"
+          is_ailboost = json.load(f)["agent"].startswith("ailboost")
         if is_ailboost and mixture_episodes:
           mix = mixture_returns(workdir, mixture_episodes)
           curves[f"{agent}_{k}"]["mixture_normalised"] = normalise(mix, expert, rand).tolist()

@@ -8,6 +8,22 @@ from typing import Any, Callable
 
 from algorithms import ailboost, dac, mdpo, mdpo_offpolicy, ppo, props, sac, td3
 
+
+
+def load_demos(path: str) -> dict:
+  """The arrays imitation agents take (obs, action, terminated, truncated [N, T, ...]) of
+  a logged-data file (`experiments/collect_demos.py`), validated on load."""
+  from evaluation import data as data_lib  # pylint: disable=import-outside-toplevel
+  demos = data_lib.load(path)
+  return {"obs": demos.obs, "action": demos.action, "terminated": demos.terminated,
+          "truncated": demos.truncated}
+
+
+def _imitation(make_agent: Callable) -> Callable:
+  """make_agent(config, env, demos) -> make_agent(config, env) reading config.demos."""
+  return lambda config, env: make_agent(config, env, load_demos(config.demos))
+
+
 # name -> (config dataclass, make_agent(config, env) -> Agent)
 AGENTS: dict[str, tuple[type, Callable]] = {
     "ppo": (ppo.PPOConfig, ppo.make_agent),
@@ -16,8 +32,12 @@ AGENTS: dict[str, tuple[type, Callable]] = {
     "sac": (sac.SACConfig, sac.make_agent),
     "td3": (td3.TD3Config, td3.make_agent),
     "mdpo_off": (mdpo_offpolicy.MDPOOffConfig, mdpo_offpolicy.make_agent),
-    "dac": (dac.DACConfig, dac.make_agent),
-    "ailboost": (ailboost.AILBoostConfig, ailboost.make_agent),
+    "dac": (dac.DACConfig, _imitation(dac.make_agent)),
+    # The AILBoost paper's DAC baseline (its authors' dac.yaml).
+    "dac_ailboost": (dac.AILBoostBaselineConfig, _imitation(dac.make_agent)),
+    "ailboost": (ailboost.AILBoostConfig, _imitation(ailboost.make_agent)),
+    # AILBoost with our DAC's discriminator (boosting at equal discriminator strength).
+    "ailboost_dacdisc": (ailboost.AILBoostDACDiscConfig, _imitation(ailboost.make_agent)),
 }
 
 
@@ -28,7 +48,7 @@ def policy_network(agent: str, config, env) -> tuple[Any, float]:
   """
   if agent in ("ppo", "mdpo", "props"):
     return ppo.networks(config, env)[0], config.min_std
-  if agent in ("sac", "dac", "ailboost"):
+  if agent in ("sac", "dac", "dac_ailboost", "ailboost", "ailboost_dacdisc"):
     return sac.networks(config, env.action_size)[0], config.min_std
   if agent == "mdpo_off":
     return mdpo_offpolicy.networks(config, env.action_size)[0], config.min_std

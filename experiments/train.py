@@ -16,7 +16,8 @@ import sys
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("agent", "ppo", "Agent to train: ppo, mdpo, props, sac, td3, mdpo_off, dac, ailboost.")
+flags.DEFINE_string("agent", "ppo", "Agent to train: ppo, mdpo, props, sac, td3, mdpo_off, dac, "
+                    "dac_ailboost, ailboost, ailboost_dacdisc.")
 flags.DEFINE_string("env", "brax/inverted_pendulum", "Env name, backend/task (see envs.names()).")
 flags.DEFINE_integer("num_seeds", 4, "Seeds trained at once (vmapped).")
 flags.DEFINE_integer("total_steps", 200_000, "Env steps per seed.")

@@ -8,6 +8,7 @@ import numpy as np
 from algorithms import dac
 from algorithms.common.networks import MLP
 from evaluation.data import LoggedData, save
+from experiments.agents import load_demos
 
 W, B = np.array([0.5, -1.0, 2.0]), 0.3          # a linear discriminator D(x) = W·x + B
 
@@ -67,7 +68,8 @@ def test_expert_transitions_subsample_and_absorb(tmp_path):
                     reward=np.ones((n, t), np.float32), terminated=term, truncated=trunc,
                     behavior_log_prob=np.zeros((n, t), np.float32))
   save(data, str(tmp_path / "demos"))
-  out = dac.expert_transitions(str(tmp_path / "demos"), subsample=2)
+  demos = load_demos(str(tmp_path / "demos"))       # what the binaries hand the agents
+  out = dac.expert_transitions(demos, subsample=2)
   x, w = out["x"], out["weight"]
   # Trajectory 0: 6 valid steps -> 3 kept; one absorbing sample (weight 1/2).
   # Trajectory 1: 10 valid steps -> 5 kept; no absorbing sample (truncated).
@@ -75,7 +77,7 @@ def test_expert_transitions_subsample_and_absorb(tmp_path):
   np.testing.assert_array_equal(x[3], [0.0, 1.0, 0.0])
   assert set(x[:3, 0]) <= set(obs[0, :6, 0]) and set(x[4:, 0]) <= set(obs[1, :, 0])
   assert (x[[0, 1, 2, 4, 5, 6, 7, 8], 1] == 0).all()
-  full = dac.expert_transitions(str(tmp_path / "demos"), subsample=1)
+  full = dac.expert_transitions(demos, subsample=1)
   assert full["x"].shape[0] == 6 + 1 + 10
 
 
@@ -85,7 +87,8 @@ EXPERT_GAINS = np.array([-0.3436, 3.3111, 0.5954, 0.6417], np.float32)
 
 
 def scripted_demos(path, num_trajectories=4):
-  """Saves demonstrations of the linear expert on brax/inverted_pendulum (200 steps)."""
+  """Saves demonstrations of the linear expert on brax/inverted_pendulum (200 steps) ->
+  (env, the demonstrations' arrays as the binaries load them)."""
   import envs  # pylint: disable=import-outside-toplevel
   from evaluation import data as data_lib  # pylint: disable=import-outside-toplevel
   env = envs.make("brax/inverted_pendulum", episode_length=200)
@@ -94,19 +97,42 @@ def scripted_demos(path, num_trajectories=4):
       lambda obs, a: jnp.zeros(obs.shape[0]), k, num_trajectories, 200))(jax.random.PRNGKey(0))
   assert float(data_lib.discounted_returns(demos, 1.0).mean()) > 190
   data_lib.save(demos, path)
-  return env
+  return env, load_demos(path)
 
 
 def test_dac_imitates_a_scripted_expert(tmp_path):
   """Two seeds: with only the expert's (s, a) and no env reward, the pole is held far
-  longer than by the initial policy."""
+  longer than by the initial policy.
+
+  12k env steps. Base seeds 0, 1, 2 gave before -> after per seed: [15, 11] -> [120, 120],
+  [35, 26] -> [123, 140], [16, 36] -> [200, 99]: the smallest gain is 63 and the smallest
+  mean 120, against the thresholds' 30 and 80.
+  """
   from tests.algorithms.learning import before_and_after  # pylint: disable=import-outside-toplevel
-  env = scripted_demos(str(tmp_path / "demos"))
+  env, demos = scripted_demos(str(tmp_path / "demos"))
   config = dac.DACConfig(num_envs=8, unroll_length=8, utd_ratio=0.25, batch_size=128,
                          buffer_size=50_000, learning_starts=1_000, hidden=(64, 64),
                          disc_hidden=(64, 64), expert_subsample=4, demos=str(tmp_path / "demos"))
-  agent = dac.make_agent(config, env)
+  agent = dac.make_agent(config, env, demos)
   before, after, metrics, _ = before_and_after(agent, env, 12_000 // agent.steps_per_update)
-  assert (before < 40).all(), before
-  assert (after > 2.2 * before).all() and after.mean() > 75, (before, after)
+  assert (before < 60).all(), before
+  assert (after > before + 30).all() and after.mean() > 80, (before, after)
   assert np.isfinite(np.asarray(metrics["disc_loss"])).all()
+
+
+def test_discriminator_configurations():
+  """Our DAC (Kostrikov's: 256-256 tanh, raw logit), the AILBoost paper's DAC baseline
+  (64-64 ReLU, logit bounded by tanh, Adam 1e-4, every expert transition) and AILBoost
+  with our DAC's discriminator (JS loss)."""
+  from algorithms import ailboost  # pylint: disable=import-outside-toplevel
+  x = jnp.full((1, 5), 100.0)
+  ours, paper = dac.DACConfig(demos="d"), dac.AILBoostBaselineConfig(demos="d")
+  for cfg, bounded in ((ours, False), (paper, True)):
+    net = dac.discriminator(cfg)
+    out = float(net.apply(net.init(jax.random.PRNGKey(0), x), x)[0, 0])
+    assert (abs(out) < 1) == bounded, (cfg, out)
+  assert (paper.disc_hidden, paper.disc_learning_rate, paper.expert_subsample) == ((64, 64), 1e-4, 1)
+  boost_dac = ailboost.AILBoostDACDiscConfig(demos="d")
+  assert (boost_dac.disc_loss, boost_dac.disc_hidden, boost_dac.disc_output_tanh,
+          boost_dac.disc_learning_rate) == ("js", ours.disc_hidden, False, ours.disc_learning_rate)
+  assert ailboost.AILBoostConfig(demos="d").disc_loss == "rkl"
