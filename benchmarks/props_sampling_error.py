@@ -1,65 +1,99 @@
-r"""PROPS vs PPO with a buffer vs on-policy PPO (and on-policy MDPO vs PPO): sampling
-error over training and return at equal env steps, IQM with bootstrap CIs (rliable).
+r"""PROPS vs PPO with a buffer vs on-policy PPO, and on-policy MDPO vs matched PPO: return
+and sampling error at equal env steps, IQM with 95% bootstrap CIs (rliable).
 
-    python -m benchmarks.props_sampling_error --env=dmc/cartpole_swingup --total_steps=300000 \
-        --num_seeds=5 --out=/tmp/props_cartpole
+Each variant is one resumable `experiments.train` run (all seeds vmapped) in
+<runs>/<variant>: re-running the same command continues where it stopped, so runs of
+1M+ steps can be spread over several sittings (`--max_chunks` bounds one sitting).
 
-Variants (all seeds of one variant vmapped in one jitted function per chunk):
-  props        PROPS (`algorithms.props` defaults: b = 2, n = 2048, m = 256)
-  ppo_buffer   the same agent with props=False: PPO on the last b = 2 batches
-  ppo          props=False, b = 1: on-policy PPO with the same PPO settings
-  mdpo         on-policy MDPO (`algorithms.mdpo`), batch 2048
-  ppo_mdpo     our PPO (`algorithms.ppo`) at MDPO's batch and networks, for the MDPO comparison
-The first three log the sampling error (KL of the MLE-fitted empirical policy of the
-buffer to the target, `evaluation.sampling_error`) before every target update.
+    python -m benchmarks.props_sampling_error --env=brax/hopper --num_seeds=5 \
+        --variants=props,ppo_buffer,ppo,mdpo,ppo_mdpo --runs=runs/props_hopper
 
-Writes <out>.json (per variant: env steps, eval returns [seeds, evals], sampling error
-[seeds, updates], seconds per update) and <out>.png (return and sampling error vs env
-steps: IQM over seeds with 95% stratified-bootstrap CIs), and prints markdown tables.
+Variants:
+  props        PROPS with the authors' settings for the task (`props.authors_settings`;
+               PROPSConfig defaults, their Hopper row, for other tasks)
+  ppo_buffer   PPO with a buffer of b = 2 batches, the authors' n and lr for the task
+  ppo          on-policy PPO (b = 1), the authors' n and lr for the task
+  mdpo         on-policy MDPO as the authors run it (`algorithms.mdpo` defaults: 1 env ×
+               2048 steps, rewards normalised, t_k annealed over 10M steps)
+  mdpo_tk_run  the same with t_k annealed over the run's own length (ablation)
+  mdpo_raw     the same with raw rewards (ablation: the value clip of 0.2 on raw returns)
+  mdpo_old     the configuration reported before issue 11 (64 envs × 32 steps, t_k annealed
+               over the run, raw rewards); mdpo_old_norm: the same with rewards normalised
+  ppo_mdpo     PPO matched to MDPO: its batch layout, networks, Adam 3e-4, gradient clip
+               0.5, no entropy bonus, value clip 0.2, rewards normalised; PPO's own update
+               is 10 epochs × 32 minibatches with clip 0.2 (rl-zoo's PPO2 MuJoCo setting)
+The PROPS-family runs log the sampling error (KL of the MLE-fitted empirical policy of
+the buffer to the target) before every target update; the chunk means are reported.
+`--total_steps` defaults to the paper's budget for the task (1M for Hopper).
+
+Writes <runs>/summary.json and <runs>/summary.png (return and sampling error vs env
+steps) and prints markdown tables.
 """
 
 import json
-import time
+import os
 
-import jax
 import numpy as np
 from absl import app, flags
 
-import envs
-from algorithms import mdpo, ppo, props
-from experiments.agents import parse_overrides
+from algorithms import props
+from experiments import runner
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("env", "dmc/cartpole_swingup", "Env name.")
-flags.DEFINE_integer("total_steps", 300_000, "Env steps per seed.")
+flags.DEFINE_string("env", "brax/hopper", "Env name.")
+flags.DEFINE_integer("total_steps", 0, "Env steps per seed (0: the paper's budget for the "
+                     "task, or 1M).")
 flags.DEFINE_integer("num_seeds", 5, "Seeds per variant.")
 flags.DEFINE_list("variants", ["props", "ppo_buffer", "ppo"], "Variants to run (see doc).")
-flags.DEFINE_integer("num_evals", 10, "Evaluations over the run.")
+flags.DEFINE_integer("num_evals", 20, "Evaluations over the run.")
 flags.DEFINE_integer("eval_episodes", 8, "Episodes per evaluation (deterministic policy).")
 flags.DEFINE_integer("se_epochs", 50, "Epochs of the empirical-policy fit (0: no SE).")
-flags.DEFINE_multi_string("override", [], "PROPSConfig override for the first three, key=value.")
-flags.DEFINE_string("out", "/tmp/props_benchmark", "Output path prefix.")
-flags.DEFINE_integer("seed", 0, "PRNG seed.")
+flags.DEFINE_integer("max_chunks", None, "Stop each variant after this many chunks in this "
+                     "call (resume later).")
+flags.DEFINE_multi_string("override", [], "Extra override for every PROPS-family run.")
+flags.DEFINE_string("runs", "runs/props", "Directory of the variants' workdirs.")
+flags.DEFINE_integer("seed", 0, "Base PRNG seed.")
+flags.DEFINE_bool("report_only", False, "Only summarise the runs already there.")
+
+MDPO_VARIANTS = {
+    "mdpo": {},
+    "mdpo_tk_run": {"tk_horizon_steps": 0},
+    "mdpo_raw": {"normalize_rewards": False},
+    "mdpo_old": {"num_envs": 64, "unroll_length": 32, "tk_horizon_steps": 0,
+                 "normalize_rewards": False},
+    "mdpo_old_norm": {"num_envs": 64, "unroll_length": 32, "tk_horizon_steps": 0},
+}
+PPO_MDPO = dict(num_envs=1, unroll_length=2048, learning_rate=3e-4, max_grad_norm=0.5,
+                entropy_coef=0.0, value_clip=0.2, normalize_rewards=True, activation="tanh",
+                num_minibatches=32, num_epochs=10, clip_eps=0.2)
 
 
-def make(variant: str, env):
-  """(agent, its config) for a variant name."""
-  if variant in ("props", "ppo_buffer", "ppo"):
-    defaults = {f: getattr(props.PROPSConfig(), f) for f in props.PROPSConfig.__dataclass_fields__}
-    kw = parse_overrides(FLAGS.override, defaults, "--override")
-    kw.update(total_steps=FLAGS.total_steps, sampling_error_epochs=FLAGS.se_epochs,
-              props=variant == "props")
-    if variant == "ppo":
-      kw["buffer_batches"] = 1
-    config = props.PROPSConfig(**kw)
-    return props.make_agent(config, env), config
-  if variant == "mdpo":
-    config = mdpo.MDPOConfig(total_steps=FLAGS.total_steps)
-    return mdpo.make_agent(config, env), config
-  if variant == "ppo_mdpo":
-    config = ppo.PPOConfig(num_envs=64, unroll_length=32, activation="tanh")
-    return ppo.make_agent(config, env), config
-  raise ValueError(f"unknown variant {variant!r}")
+def _fmt(value) -> str:
+  return repr(tuple(value)) if isinstance(value, (list, tuple)) else repr(value)
+
+
+def variant_spec(variant: str, env: str, total_steps: int) -> tuple[runner.RunSpec, int]:
+  """(RunSpec, total steps) of a variant (see module doc)."""
+  if variant in props.VARIANTS:
+    try:
+      kw = props.authors_settings(env, variant)
+    except ValueError:
+      kw = {"props": variant == "props", "buffer_batches": 1 if variant == "ppo" else 2}
+    steps = total_steps or kw.pop("total_steps", 1_000_000)
+    kw.pop("total_steps", None)
+    kw["sampling_error_epochs"] = FLAGS.se_epochs
+    agent = "props"
+    extra = list(FLAGS.override)
+  elif variant in MDPO_VARIANTS:
+    agent, steps, extra, kw = "mdpo", total_steps or 1_000_000, [], dict(MDPO_VARIANTS[variant])
+  elif variant == "ppo_mdpo":
+    agent, steps, extra, kw = "ppo", total_steps or 1_000_000, [], dict(PPO_MDPO)
+  else:
+    raise ValueError(f"unknown variant {variant!r}")
+  overrides = tuple(f"{k}={_fmt(v)}" for k, v in kw.items()) + tuple(extra)
+  return runner.RunSpec(agent=agent, env=env, num_seeds=FLAGS.num_seeds, total_steps=steps,
+                        seed=FLAGS.seed, num_evals=FLAGS.num_evals,
+                        eval_episodes=FLAGS.eval_episodes, overrides=overrides), steps
 
 
 def iqm_ci(scores: np.ndarray):
@@ -75,94 +109,88 @@ def iqm_ci(scores: np.ndarray):
   return np.array(iqm), np.array(lo), np.array(hi)
 
 
-def run_variant(variant: str, env):
-  agent, config = make(variant, env)
-  num_updates = -(-FLAGS.total_steps // agent.steps_per_update)
-  per_chunk = max(num_updates // FLAGS.num_evals, 1)
-  chunks = -(-num_updates // per_chunk)
-
-  def evaluate(state, key):
-    policy = agent.make_policy(agent.policy_params(state), True)
-    return envs.episode_returns(env, policy, key, FLAGS.eval_episodes)
-
-  def chunk(state, key):
-    state, metrics = jax.lax.scan(lambda s, _: agent.update(s), state, None, length=per_chunk)
-    return state, metrics, evaluate(state, key).mean()
-
-  init = jax.jit(jax.vmap(agent.init))
-  step = jax.jit(jax.vmap(chunk))
-  keys = jax.random.split(jax.random.PRNGKey(FLAGS.seed), FLAGS.num_seeds)
-  state = init(keys)
-  returns, se, times = [], [], []
-  for c in range(chunks):
-    t = time.time()
-    state, metrics, ret = jax.block_until_ready(
-        step(state, jax.vmap(lambda k: jax.random.fold_in(k, c))(keys)))
-    times.append(time.time() - t)
-    returns.append(np.asarray(ret))
-    if "sampling_error" in metrics:
-      se.append(np.asarray(metrics["sampling_error"]))
-    print(f"  {variant} chunk {c + 1}/{chunks}: return {np.mean(ret):.1f} ({times[-1]:.0f}s)",
-          flush=True)
-  steps = [(c + 1) * per_chunk * agent.steps_per_update for c in range(chunks)]
-  return {"config": {k: str(v) for k, v in vars(config).items()},
-          "env_steps": steps, "returns": np.stack(returns, 1).tolist(),
-          "sampling_error": np.concatenate(se, 1).tolist() if se else None,
-          "update_env_steps": agent.steps_per_update,
-          "seconds_per_update": float(np.median(times[1:] if len(times) > 1 else times)) / per_chunk,
-          "compile_and_first_chunk_seconds": times[0]}
+def read_run(workdir: str) -> dict:
+  """Per chunk: env steps [C], eval return [seeds, C], sampling error [seeds, C] or None."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  chunks = sorted({r["chunk"] for r in rows if r["chunk"] > 0})
+  seeds = sorted({r["seed"] for r in rows})
+  at = {(r["chunk"], r["seed"]): r for r in rows}
+  ret = np.array([[at[(c, s)]["eval_return"] for c in chunks] for s in seeds])
+  se = None
+  if chunks and "train/sampling_error" in at[(chunks[0], 0)]:
+    se = np.array([[at[(c, s)]["train/sampling_error"] or np.nan for c in chunks] for s in seeds])
+  steps = [at[(c, 0)]["env_steps"] for c in chunks]
+  summary = {}
+  if os.path.exists(os.path.join(workdir, "summary.json")):
+    with open(os.path.join(workdir, "summary.json")) as f:
+      summary = json.load(f)
+  return {"env_steps": steps, "returns": ret, "sampling_error": se, "summary": summary}
 
 
-def main(argv):
-  del argv
-  env = envs.make(FLAGS.env)
-  results = {"env": FLAGS.env, "total_steps": FLAGS.total_steps, "num_seeds": FLAGS.num_seeds,
-             "se_epochs": FLAGS.se_epochs, "variants": {}}
-  for v in FLAGS.variants:
-    print(f"{v}:", flush=True)
-    results["variants"][v] = run_variant(v, env)
-    with open(FLAGS.out + ".json", "w") as f:
-      json.dump(results, f)
-  report(results)
-
-
-def report(results):
+def report(results: dict, env: str, out: str) -> None:
+  """Markdown table and the figure of return and sampling error vs env steps."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
-  variants = results["variants"]
-  with_se = {k: v for k, v in variants.items() if v["sampling_error"]}
+  with_se = any(r["sampling_error"] is not None for r in results.values())
   fig, axes = plt.subplots(1, 2 if with_se else 1, figsize=(11 if with_se else 6, 4), dpi=120,
                            squeeze=False)
-  print(f"\n{results['env']}, {results['num_seeds']} seeds, {results['total_steps']:,} env steps")
-  print("| variant | final return IQM [95% CI] | mean sampling error IQM [95% CI] | s / 1k env steps |")
-  print("|---|---|---|---|")
-  for name, v in variants.items():
-    ret = np.asarray(v["returns"])
-    iqm, lo, hi = iqm_ci(ret)
-    axes[0, 0].plot(v["env_steps"], iqm, label=name)
-    axes[0, 0].fill_between(v["env_steps"], lo, hi, alpha=0.2)
-    se_txt = "–"
-    if v["sampling_error"]:
-      se = np.asarray(v["sampling_error"])
-      s_iqm, s_lo, s_hi = iqm_ci(se.mean(1, keepdims=True))
+  print(f"\n{env}, {FLAGS.num_seeds} seeds")
+  print("| variant | env steps | final return IQM [95% CI] | sampling error, mean over training, "
+        "IQM [95% CI] | sampling error, first / last 20% | env steps / s |")
+  print("|---|---|---|---|---|---|")
+  table = {}
+  for name, r in results.items():
+    if not r["env_steps"]:
+      continue
+    iqm, lo, hi = iqm_ci(r["returns"])
+    axes[0, 0].plot(r["env_steps"], iqm, label=name)
+    axes[0, 0].fill_between(r["env_steps"], lo, hi, alpha=0.2)
+    se_txt, phase_txt = "–", "–"
+    row = {"env_steps": r["env_steps"][-1], "return_iqm": [iqm[-1], lo[-1], hi[-1]]}
+    if r["sampling_error"] is not None:
+      se = r["sampling_error"]
+      s_iqm, s_lo, s_hi = iqm_ci(np.nanmean(se, 1, keepdims=True))
+      fifth = max(se.shape[1] // 5, 1)
+      early, late = np.nanmean(se[:, :fifth]), np.nanmean(se[:, -fifth:])
       se_txt = f"{s_iqm[0]:.4f} [{s_lo[0]:.4f}, {s_hi[0]:.4f}]"
-      steps = (np.arange(se.shape[1]) + 1) * v["update_env_steps"]
+      phase_txt = f"{early:.4f} / {late:.4f}"
+      row.update(sampling_error_iqm=[s_iqm[0], s_lo[0], s_hi[0]], se_early=early, se_late=late)
       c_iqm, c_lo, c_hi = iqm_ci(se)
-      axes[0, 1].plot(steps, c_iqm, label=name)
-      axes[0, 1].fill_between(steps, c_lo, c_hi, alpha=0.2)
-    cost = v["seconds_per_update"] / v["update_env_steps"] * 1000
-    print(f"| {name} | {iqm[-1]:.1f} [{lo[-1]:.1f}, {hi[-1]:.1f}] | {se_txt} | {cost:.3f} |")
-  axes[0, 0].set(xlabel="env steps", ylabel="return (IQM, 95% CI)", title=results["env"])
+      axes[0, 1].plot(r["env_steps"], c_iqm, label=name)
+      axes[0, 1].fill_between(r["env_steps"], c_lo, c_hi, alpha=0.2)
+    sps = r["summary"].get("steps_per_second")
+    row["steps_per_second"] = sps
+    table[name] = row
+    print(f"| {name} | {r['env_steps'][-1]:,} | {iqm[-1]:.0f} [{lo[-1]:.0f}, {hi[-1]:.0f}] | "
+          f"{se_txt} | {phase_txt} | {sps or float('nan'):.0f} |")
+  axes[0, 0].set(xlabel="env steps", ylabel="return (IQM, 95% CI)", title=env)
   axes[0, 0].legend()
   if with_se:
     axes[0, 1].set(xlabel="env steps", ylabel="sampling error (IQM, 95% CI)", yscale="log",
                    title="KL(empirical ‖ target) of the buffer")
     axes[0, 1].legend()
   fig.tight_layout()
-  fig.savefig(FLAGS.out + ".png")
-  print(f"wrote {FLAGS.out}.json and {FLAGS.out}.png")
+  fig.savefig(out + ".png")
+  with open(out + ".json", "w") as f:
+    json.dump({"env": env, "variants": table}, f, indent=2)
+  print(f"wrote {out}.json and {out}.png")
+
+
+def main(argv):
+  del argv
+  results = {}
+  for variant in FLAGS.variants:
+    spec, _ = variant_spec(variant, FLAGS.env, FLAGS.total_steps)
+    workdir = os.path.join(FLAGS.runs, variant)
+    if not FLAGS.report_only:
+      summary = runner.train(spec, workdir, max_chunks=FLAGS.max_chunks)
+      print(f"{variant}: {summary['chunks_done']} chunks, finished={summary['finished']}",
+            flush=True)
+    if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
+      results[variant] = read_run(workdir)
+  report(results, FLAGS.env, os.path.join(FLAGS.runs, "summary"))
 
 
 if __name__ == "__main__":
