@@ -41,7 +41,7 @@ the runner's periodic evaluation uses the newest learner (`make_policy`); the en
 members and weights are in `policy_params`, for `mixture_policy`.
 
 Rounds and η (`boosting_eta`): the code's η = 0.05 assumes thousands of rounds (1e7
-frames of 4000-frame rounds). After R rounds learner 0 still weighs (1 − η)^R, 0.46 at
+agent steps of 2000-step rounds, ~5000 rounds). After R rounds learner 0 still weighs (1 − η)^R, 0.46 at
 R = 15. The rule here: η = max(0.05, 1 − 0.05^(1/R)) for the R rounds that fit the
 budget, so learner 0 ends at ≤ 5% of the ensemble (and of the discriminator's policy
 samples) whatever the budget, and runs of ≥ 59 rounds keep the code's 0.05. An
@@ -55,8 +55,12 @@ steps and 1000 samples (two whole 500-step episodes at their action repeat 2; on
 512 + 512 samples, discriminator 64-64 ReLU with tanh output, Adam 1e-4 everywhere,
 λ_GP = 10, SAC 1024-1024 with batch 1024, one SAC step per 2 env steps, 5000 random
 steps. Differences from the code: the ensemble's weights are mapped to learners as
-intended (the code's `np.unique` sorts and merges them); sample episodes cost env steps
-of their own (counted in the budget, as the code counts them).
+intended (the code's `np.unique` sorts and merges them), and its members are copies (the
+code stores `state_dict()` references that alias the live actor, so its "ensemble"
+evaluation acts with the newest learner); SAC's own transitions enter the replay as they
+are collected (the code adds whole episodes at their end, so half of a round's are
+overwritten before use); our SAC's std is softplus + 1e-3 (the code's tanh-bounded log
+σ ∈ [−5, 2]) and layers use LeCun-uniform rather than orthogonal initialisation.
 
 Memory: the ensemble is a fixed array of `max_learners` = 1 + ⌈total_steps / round⌉
 actors, all kept as the paper does; with 1024-1024 actors that is ~4 MB per learner per
@@ -258,14 +262,15 @@ def make_agent(config: AILBoostConfig, env: Env, demos) -> Agent:
   if config.reload_buffer and config.buffer_size < k_max * config.num_samples + config.learner_steps:
     raise ValueError(f"reload_buffer needs buffer_size >= max_learners * num_samples + "
                      f"learner_steps = {k_max * config.num_samples + config.learner_steps}")
-  expert = dac.expert_transitions(demos, 1)
-  width = env.observation_size + 1 + env.action_size
+  # Inputs x = [s, a], no absorbing states (the authors' code), so the gradient penalty
+  # is over (s, a) only.
+  expert = dac.expert_transitions(demos, 1, absorbing=False)
+  width = env.observation_size + env.action_size
   if expert["x"].shape[-1] != width:
     raise ValueError(f"demos do not match {env.name}: transitions of width "
-                     f"{expert['x'].shape[-1] - 1} vs obs + action "
-                     f"{env.observation_size + env.action_size}")
+                     f"{expert['x'].shape[-1]} vs obs + action {width}")
   x_expert = jnp.asarray(expert["x"])
-  x_abs = dac.disc_input(jnp.zeros(env.observation_size), jnp.zeros(env.action_size), jnp.ones(()))
+  x_abs = jnp.zeros(width)                          # unused: its weight is always 0
   policy_net = sac.networks(config, env.action_size)[0]
   disc_net = dac.discriminator(config)
   disc_opt = optax.adam(config.disc_learning_rate)
@@ -273,7 +278,7 @@ def make_agent(config: AILBoostConfig, env: Env, demos) -> Agent:
   seg = config.num_envs * config.unroll_length
 
   def sac_update(lstate, batch, key):
-    x = dac.disc_input(batch["obs"], batch["action"], jnp.zeros(batch["obs"].shape[0]))
+    x = dac.disc_input(batch["obs"], batch["action"], None, indicator=False)
     r = jax.lax.stop_gradient(disc_net.apply(lstate["disc"], x)[..., 0])
     sac_state, metrics = base.update(lstate["sac"], {**batch, "reward": r}, key)
     return {**lstate, "sac": sac_state}, {**metrics, "disc_reward": r.mean()}
@@ -317,7 +322,8 @@ def make_agent(config: AILBoostConfig, env: Env, demos) -> Agent:
       k_p, k_e, k_gp = jax.random.split(kk, 3)
       b = config.disc_batch_size
       who, idx = sample_weighted(k_p, weights, config.num_samples, b)
-      x_p = dac.disc_input(slots["obs"][who, idx], slots["action"][who, idx], jnp.zeros(b))
+      x_p = dac.disc_input(slots["obs"][who, idx], slots["action"][who, idx], None,
+                           indicator=False)
       x_e = x_expert[jax.random.randint(k_e, (b,), 0, x_expert.shape[0])]
       grads, aux = jax.grad(disc_loss, has_aux=True)(params, x_e, x_p, k_gp)
       upd, opt = disc_opt.update(grads, opt)

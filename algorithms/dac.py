@@ -35,9 +35,13 @@ Adam 1e-3 and λ_GP = 10 are the code's.
 `AILBoostBaselineConfig` is the weaker DAC that the AILBoost paper compares against (its
 authors' `agent/dac.py` with `cfgs/agent/dac.yaml`): a 64-64 ReLU discriminator with a
 tanh on its logit (so the reward D ∈ (−1, 1)), Adam 1e-4, the same binary cross-entropy
-(JS) loss and gradient penalty, all expert transitions (no subsampling), SAC as
-AILBoost's. Their code also computes each episode's rewards once, at its end, with the
-discriminator of that moment; we recompute them on every minibatch in both configs.
+(JS) loss and gradient penalty on 512 + 512 samples, inputs [s, a] without absorbing
+states, all expert transitions (no subsampling), SAC as AILBoost's. Their code also
+computes each episode's rewards once, at its end, with the discriminator of that moment,
+and stores them shifted by one step (transition t gets D(s_{t+1}, a_{t+1}); the last
+keeps the env reward); we recompute them on every minibatch in both configs and do not
+copy the shift. Without absorbing states the indicator column is left out of x, so the
+gradient penalty is over (s, a) only, as in their code.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ class DACConfig(sac.SACConfig):
   disc_activation: str = "tanh"
   disc_output_tanh: bool = False
   disc_learning_rate: float = 1e-3
+  disc_batch_size: int = 0            # 0: SAC's batch_size (one replay batch per step)
+  absorbing: bool = True
   gradient_penalty: float = 10.0
   reward_type: str = "airl"
 
@@ -75,6 +81,9 @@ class DACConfig(sac.SACConfig):
       raise ValueError("DAC needs expert demonstrations: --demos=PATH (experiments/collect_demos.py)")
     if self.reward_type not in ("airl", "gail"):
       raise ValueError(f"reward_type must be 'airl' or 'gail', got {self.reward_type!r}")
+    if not 0 <= self.disc_batch_size <= self.batch_size:
+      raise ValueError(f"disc_batch_size must be in [0, batch_size={self.batch_size}], "
+                       f"got {self.disc_batch_size}")
     if self.expert_subsample < 1:
       raise ValueError(f"expert_subsample must be >= 1, got {self.expert_subsample}")
     if self.normalize_observations:
@@ -96,14 +105,20 @@ def discriminator(config) -> MLP:
   return cls(tuple(config.disc_hidden), 1, config.disc_activation)
 
 
-def disc_input(obs: jax.Array, action: jax.Array, absorbing: jax.Array) -> jax.Array:
-  """x = [s, absorbing, a] [..., d + 1 + a]; absorbing rows get s = 0, a = 0."""
+def disc_input(obs: jax.Array, action: jax.Array, absorbing: jax.Array,
+               indicator: bool = True) -> jax.Array:
+  """x = [s, absorbing, a] [..., d + 1 + a]; absorbing rows get s = 0, a = 0. Without
+  `indicator` (no absorbing states): x = [s, a] [..., d + a]."""
+  if not indicator:
+    return jnp.concatenate([obs, action], -1)
   absorbing = absorbing.astype(obs.dtype)[..., None]
   return jnp.concatenate([obs * (1 - absorbing), absorbing, action * (1 - absorbing)], -1)
 
 
-def expert_transitions(demos: Mapping[str, np.ndarray], subsample: int, seed: int = 0) -> dict:
-  """Expert (s, a) of demonstrations, subsampled, plus absorbing samples.
+def expert_transitions(demos: Mapping[str, np.ndarray], subsample: int, seed: int = 0,
+                       absorbing: bool = True) -> dict:
+  """Expert (s, a) of demonstrations, subsampled, plus absorbing samples (without
+  `absorbing`: x = [s, a] and no absorbing samples).
 
   demos: obs [N, T, d], action [N, T, a], terminated [N, T], truncated [N, T] (the
   logged-data layout: steps after a trajectory's first terminated/truncated step are
@@ -119,9 +134,10 @@ def expert_transitions(demos: Mapping[str, np.ndarray], subsample: int, seed: in
   for i in range(obs.shape[0]):
     steps = np.flatnonzero(mask[i])
     keep = steps[rng.integers(subsample) % subsample::subsample] if subsample > 1 else steps
-    xs.append(np.concatenate([obs[i, keep], np.zeros((len(keep), 1)), act[i, keep]], -1))
+    marker = [np.zeros((len(keep), 1))] if absorbing else []
+    xs.append(np.concatenate([obs[i, keep], *marker, act[i, keep]], -1))
     ws.append(np.ones(len(keep)))
-    if term[i].any():
+    if absorbing and term[i].any():
       xs.append(np.concatenate([np.zeros((1, obs.shape[-1])), np.ones((1, 1)),
                                 np.zeros((1, act.shape[-1]))], -1))
       ws.append(np.full(1, 1.0 / subsample))
@@ -165,7 +181,9 @@ def make_learner(config: DACConfig, env: Env, expert: dict) -> offpolicy.Learner
   disc_net = discriminator(config)
   disc_opt = optax.adam(config.disc_learning_rate)
   x_expert, w_expert = jnp.asarray(expert["x"]), jnp.asarray(expert["weight"])
-  x_abs = disc_input(jnp.zeros(env.observation_size), jnp.zeros(env.action_size), jnp.ones(()))
+  ind = config.absorbing
+  x_abs = disc_input(jnp.zeros(env.observation_size), jnp.zeros(env.action_size), jnp.ones(()), ind)
+  b_d = config.disc_batch_size or config.batch_size
 
   def init(key):
     k_sac, k_disc = jax.random.split(key)
@@ -175,12 +193,13 @@ def make_learner(config: DACConfig, env: Env, expert: dict) -> offpolicy.Learner
   def update(lstate, batch, key):
     k_exp, k_gp, k_sac = jax.random.split(key, 3)
     b = batch["obs"].shape[0]
-    idx = jax.random.randint(k_exp, (b,), 0, x_expert.shape[0])
-    terminal = 1.0 - batch["discount"]
-    x_policy = disc_input(batch["obs"], batch["action"], jnp.zeros(b))
+    idx = jax.random.randint(k_exp, (b_d,), 0, x_expert.shape[0])
+    # Without absorbing states a terminal transition is an ordinary one (no x_abs term).
+    terminal = (1.0 - batch["discount"]) if ind else jnp.zeros(b)
+    x_policy = disc_input(batch["obs"], batch["action"], jnp.zeros(b), ind)
     grads, aux = jax.grad(discriminator_loss, has_aux=True)(
-        lstate["disc"], disc_net, x_expert[idx], w_expert[idx], x_policy, terminal, x_abs,
-        k_gp, config.gradient_penalty)
+        lstate["disc"], disc_net, x_expert[idx], w_expert[idx], x_policy[:b_d], terminal[:b_d],
+        x_abs, k_gp, config.gradient_penalty)
     upd, d_opt = disc_opt.update(grads, lstate["disc_opt"])
     disc = optax.apply_updates(lstate["disc"], upd)
     logits = disc_net.apply(disc, jnp.concatenate([x_policy, x_abs[None]]))[..., 0]
@@ -200,10 +219,11 @@ def make_learner(config: DACConfig, env: Env, expert: dict) -> offpolicy.Learner
 def make_agent(config: DACConfig, env: Env, demos: Mapping[str, np.ndarray]):
   """DAC as an `Agent` over `env`, imitating `demos` (arrays, see `expert_transitions`)."""
   config.validate()
-  expert = expert_transitions(demos, config.expert_subsample)
-  if expert["x"].shape[-1] != env.observation_size + 1 + env.action_size:
+  expert = expert_transitions(demos, config.expert_subsample, absorbing=config.absorbing)
+  marker = int(config.absorbing)
+  if expert["x"].shape[-1] != env.observation_size + marker + env.action_size:
     raise ValueError(f"demos at {config.demos} do not match {env.name}: transitions of "
-                     f"width {expert['x'].shape[-1] - 1} vs obs + action "
+                     f"width {expert['x'].shape[-1] - marker} vs obs + action "
                      f"{env.observation_size + env.action_size}")
   return offpolicy.make_agent(config, env, make_learner(config, env, expert))
 
@@ -219,3 +239,5 @@ class AILBoostBaselineConfig(sac.AILBoostSACConfig, DACConfig):
   disc_activation: str = "relu"
   disc_output_tanh: bool = True
   disc_learning_rate: float = 1e-4
+  disc_batch_size: int = 512
+  absorbing: bool = False

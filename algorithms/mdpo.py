@@ -26,7 +26,8 @@ does. The value clip of 0.2 is in those normalised units: on raw returns in the
 hundreds it would let V move at most 0.2 per iteration.
 
 Hyperparameters (authors' code, `mdpo_on/`): one env × 2048 steps per batch (GAE runs
-over the whole 2048-step segment), m = 10, Adam 3e-4 (eps 1e-5) for policy and value,
+over the whole 2048-step segment), m = 10, Adam 3e-4 for policy (eps 1e-5) and value
+(eps 1e-8, stable-baselines' MpiAdam),
 policy gradient norm clipped at 0.5, γ = 0.99, λ = 0.95, value 5 epochs of minibatches
 of 128, value clipping 0.2, [64, 64] tanh networks, observations and rewards normalised.
 
@@ -169,7 +170,7 @@ def make_agent(config: MDPOConfig, env: Env) -> Agent:
   policy_net, value_net = ppo.networks(pcfg, env)
   policy_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                            optax.adam(config.learning_rate, eps=1e-5))
-  value_opt = optax.adam(config.value_learning_rate, eps=1e-5)
+  value_opt = optax.adam(config.value_learning_rate)   # MpiAdam's eps 1e-8
   make_policy, log_prob = policies.tanh_gaussian_fns(policy_net, config.min_std)
   batch_size = config.num_envs * config.unroll_length
 

@@ -51,6 +51,7 @@ class PPOConfig:
   value_clip: float = 0.0
   entropy_coef: float = 1e-2
   max_grad_norm: float = 1.0
+  adam_eps: float = 1e-8
   reward_scaling: float = 1.0
   normalize_rewards: bool = False
   reward_clip: float = 10.0
@@ -187,7 +188,7 @@ def make_agent(config: PPOConfig, env: Env) -> Agent:
   config.validate()
   policy_net, value_net = networks(config, env)
   optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                          optax.adam(config.learning_rate))
+                          optax.adam(config.learning_rate, eps=config.adam_eps))
   make_policy, log_prob = policies.tanh_gaussian_fns(policy_net, config.min_std)
   batch_size = config.num_envs * config.unroll_length
 

@@ -56,8 +56,12 @@ the buffer); the reward statistics' return restarts at every episode end (the co
 wrapper only at terminations); truncated episodes bootstrap from the state they were cut
 in (the code treats them as terminal); the policy is our PPO's tanh-squashed Gaussian
 with state-dependent std (theirs a tanh-bounded mean with state-independent log-std);
-after the PPO update, the PROPS update uses π_θ's fresh log-probs (the code reuses those
-computed before the PPO update, which its authors flag as unintended).
+after the PPO update, the PROPS update uses π_θ's fresh log-probs and KL anchor (the code
+reuses the log-probs, means and stds computed before the PPO update, contrary to its own
+comment "recompute logprobs before every update"); observation statistics are updated
+once per collected segment (the code: every step), normalised observations are clipped
+at ±10 in updates too (the code: when acting), and PPO's entropy bonus is a one-sample
+estimate of the squashed policy's entropy (the code: the Gaussian's, exactly).
 """
 
 from __future__ import annotations
@@ -171,7 +175,8 @@ class PROPSConfig:
 # hyperparams/ppo_buffer.py for the baselines) as config overrides, per MuJoCo task:
 # n = segments · m env steps per target update, m = unroll_length (one env) steps per
 # behaviour update, PPO lr (annealed), PROPS lr, λ = props_kl_coef, δ = props_target_kl,
-# and the paper's budget. Everything else is the same for every task (module doc).
+# and the paper's budget. Everything else is the same for every task (module doc). Ant
+# follows the released command (ε_PROPS 0.3); the run in the paper's figures used 0.05.
 _PROPS = {  # task: (n, m, lr, props lr, λ, δ, props minibatches, total steps)
     "hopper": (2048, 256, 1e-3, 1e-3, 0.3, 0.05, 16, 1_000_000),
     "walker2d": (2048, 256, 1e-3, 1e-3, 0.3, 0.1, 32, 2_000_000),

@@ -19,8 +19,8 @@ Variants:
   mdpo_raw     the same with raw rewards (ablation: the value clip of 0.2 on raw returns)
   mdpo_old     the configuration reported before issue 11 (64 envs × 32 steps, t_k annealed
                over the run, raw rewards); mdpo_old_norm: the same with rewards normalised
-  ppo_mdpo     PPO matched to MDPO: its batch layout, networks, Adam 3e-4, gradient clip
-               0.5, no entropy bonus, value clip 0.2, rewards normalised; PPO's own update
+  ppo_mdpo     PPO matched to MDPO: its batch layout, networks, Adam 3e-4 (eps 1e-5),
+               gradient clip 0.5, no entropy bonus, value clip 0.2, rewards normalised; PPO's own update
                is 10 epochs × 32 minibatches with clip 0.2 (rl-zoo's PPO2 MuJoCo setting)
 The PROPS-family runs log the sampling error (KL of the MLE-fitted empirical policy of
 the buffer to the target) before every target update; the chunk means are reported.
@@ -63,7 +63,7 @@ MDPO_VARIANTS = {
                  "normalize_rewards": False},
     "mdpo_old_norm": {"num_envs": 64, "unroll_length": 32, "tk_horizon_steps": 0},
 }
-PPO_MDPO = dict(num_envs=1, unroll_length=2048, learning_rate=3e-4, max_grad_norm=0.5,
+PPO_MDPO = dict(num_envs=1, unroll_length=2048, learning_rate=3e-4, max_grad_norm=0.5, adam_eps=1e-5,
                 entropy_coef=0.0, value_clip=0.2, normalize_rewards=True, activation="tanh",
                 num_minibatches=32, num_epochs=10, clip_eps=0.2)
 

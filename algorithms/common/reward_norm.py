@@ -15,7 +15,8 @@ normalising inside the env loop.
 
 Differences between the two reference wrappers, and ours: VecNormalize (used by MDPO's
 code) resets R at every episode end, gym's NormalizeReward in PROPS's code only at
-terminations; we reset at every episode end (termination or truncation), as VecNormalize.
+terminations, and within the terminating step (R_T = r_T, carried into the next
+episode); we reset after every episode end (termination or truncation), as VecNormalize.
 Both start their variance at 1 with a count of 1e-4; ours starts from an empty count
 (the first batch sets the variance).
 """

@@ -79,6 +79,11 @@ def test_expert_transitions_subsample_and_absorb(tmp_path):
   assert (x[[0, 1, 2, 4, 5, 6, 7, 8], 1] == 0).all()
   full = dac.expert_transitions(demos, subsample=1)
   assert full["x"].shape[0] == 6 + 1 + 10
+  # Without absorbing states (AILBoost and its paper's DAC): x = [s, a], no x_abs rows.
+  plain = dac.expert_transitions(demos, subsample=1, absorbing=False)
+  assert plain["x"].shape == (6 + 10, 2) and (plain["x"][:, 1] == 0.5).all()
+  np.testing.assert_array_equal(
+      dac.disc_input(jnp.ones((1, 2)), jnp.full((1, 1), 0.5), None, indicator=False), [[1, 1, 0.5]])
 
 
 # A linear controller that holds brax/inverted_pendulum up for all 200 steps (found by
