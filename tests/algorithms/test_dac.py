@@ -109,7 +109,7 @@ def test_dac_imitates_a_scripted_expert(tmp_path):
   """Two seeds: with only the expert's (s, a) and no env reward, the pole is held far
   longer than by the initial policy.
 
-  12k env steps. Base seeds 0, 1, 2 gave before -> after per seed: [15, 11] -> [120, 120],
+  12k env steps (~45 s on 2 cores). Base seeds 0, 1, 2 gave before -> after per seed: [15, 11] -> [120, 120],
   [35, 26] -> [123, 140], [16, 36] -> [200, 99]: the smallest gain is 63 and the smallest
   mean 120, against the thresholds' 30 and 80.
   """

@@ -73,9 +73,10 @@ def test_mdpo_learns_inverted_pendulum():
   agent = mdpo.make_agent(config, env)
   before, after, metrics, _ = before_and_after(agent, env, config.num_iterations)
   assert (before < 60).all(), before
-  # With rewards normalised (the default, as the authors' VecNormalize) every seed of base
-  # seeds 0, 1, 2 holds the pole all 200 steps; before that fix the value clip of 0.2 on
-  # raw returns kept the critic from learning and seeds ended at ~70-120.
+  # ~45 s on 2 cores. With rewards normalised (the default, as the authors' VecNormalize)
+  # every seed of base seeds 0, 1, 2 holds the pole all 200 steps; before that fix the
+  # value clip of 0.2 on raw returns kept the critic from learning and seeds ended at
+  # ~70-120.
   assert (after > 150).all(), after
   tk = np.asarray(metrics["tk"])[0]
   assert tk[0] == 1.0 and tk[-1] < 0.01 and np.all(np.diff(tk) < 0)

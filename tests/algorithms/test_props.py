@@ -76,7 +76,7 @@ def test_props_learns_inverted_pendulum():
   before, after, metrics, state = before_and_after(agent, env, 40_000 // agent.steps_per_update)
   valid = state.buffer["valid"]
   assert (before < 60).all(), before
-  assert (after > 150).all(), after                    # base seeds 0, 1, 2: all 200
+  assert (after > 150).all(), after          # base seeds 0, 1, 2: all 200 (~55 s on 2 cores)
   assert np.asarray(valid).all()                       # the buffer of b batches is full
   # The sampling error is a fitted estimate (5 epochs here): once the policy is nearly
   # deterministic a short fit can end slightly below its start, so single values may dip
