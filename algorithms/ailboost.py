@@ -207,9 +207,6 @@ def discriminator_loss(disc_params, disc_net, x_expert, x_policy, key, gradient_
                                        "g_expert": g_e.mean(), "g_policy": g_p.mean()}
 
 
-TanhMLP = dac.TanhMLP
-
-
 @struct.dataclass
 class AILBoostState:
   """The SAC loop's state (its learner holds the discriminator), the ensemble's actors

@@ -72,8 +72,8 @@ def _fmt(value) -> str:
   return repr(tuple(value)) if isinstance(value, (list, tuple)) else repr(value)
 
 
-def variant_spec(variant: str, env: str, total_steps: int) -> tuple[runner.RunSpec, int]:
-  """(RunSpec, total steps) of a variant (see module doc)."""
+def variant_spec(variant: str, env: str, total_steps: int) -> runner.RunSpec:
+  """The RunSpec of a variant (see module doc)."""
   if variant in props.VARIANTS:
     try:
       kw = props.authors_settings(env, variant)
@@ -93,7 +93,7 @@ def variant_spec(variant: str, env: str, total_steps: int) -> tuple[runner.RunSp
   overrides = tuple(f"{k}={_fmt(v)}" for k, v in kw.items()) + tuple(extra)
   return runner.RunSpec(agent=agent, env=env, num_seeds=FLAGS.num_seeds, total_steps=steps,
                         seed=FLAGS.seed, num_evals=FLAGS.num_evals,
-                        eval_episodes=FLAGS.eval_episodes, overrides=overrides), steps
+                        eval_episodes=FLAGS.eval_episodes, overrides=overrides)
 
 
 def iqm_ci(scores: np.ndarray):
@@ -182,7 +182,7 @@ def main(argv):
   del argv
   results = {}
   for variant in FLAGS.variants:
-    spec, _ = variant_spec(variant, FLAGS.env, FLAGS.total_steps)
+    spec = variant_spec(variant, FLAGS.env, FLAGS.total_steps)
     workdir = os.path.join(FLAGS.runs, variant)
     if not FLAGS.report_only:
       summary = runner.train(spec, workdir, max_chunks=FLAGS.max_chunks)

@@ -48,9 +48,7 @@ class RewardNormState:
   @property
   def scale(self) -> jax.Array:
     """[] the current divisor sqrt(Var[R] + ε) (1 before any data)."""
-    var = jnp.where(self.stats.count > 0,
-                    self.stats.m2[0] / jnp.maximum(self.stats.count, 1.0), 1.0)
-    return jnp.sqrt(var + EPS)
+    return jnp.sqrt(self.stats.std[0] ** 2 + EPS)
 
 
 def normalize_with_scale(state: RewardNormState, reward: jax.Array, done: jax.Array,
