@@ -112,6 +112,8 @@ def validate(arrays: dict[str, Any]) -> None:
   if a["reward"].ndim != 2:
     raise DataError(f"reward must be [N, T], got shape {a['reward'].shape}")
   n, t = a["reward"].shape
+  if n == 0 or t == 0:
+    raise DataError(f"logged data is empty: N={n} trajectories of T={t} steps")
   expect = {"obs": 3, "action": 3, "terminated": 2, "truncated": 2, "behavior_log_prob": 2}
   for k, nd in expect.items():
     if a[k].ndim != nd or a[k].shape[:2] != (n, t):
@@ -131,16 +133,25 @@ def validate(arrays: dict[str, Any]) -> None:
       idx = np.argwhere(bad)[0]
       problems.append(f"{k} has {int(bad.sum())} non-finite values (first at trajectory "
                       f"{idx[0]}, step {idx[1]})")
-  mask = np.asarray(valid_mask(a["terminated"], a["truncated"]))
+  outside = np.isfinite(a["action"]) & (np.abs(a["action"]) > 1.0)
+  if outside.any():
+    idx = np.argwhere(outside)[0]
+    problems.append(f"action has {int(outside.sum())} values outside [-1, 1] (first at trajectory "
+                    f"{idx[0]}, step {idx[1]}: {a['action'][tuple(idx)]:.4g}); rescale actions "
+                    "to the env's [-1, 1] box")
+  done_i = (a["terminated"] | a["truncated"]).astype(np.int64)
+  mask = (np.cumsum(done_i, axis=-1) - done_i) == 0          # valid_mask, in numpy (jit-safe)
   lp = a["behavior_log_prob"]
-  bad = mask & ~np.isfinite(lp)
-  if bad.any():
-    idx = np.argwhere(bad)[0]
-    zero = mask & np.isneginf(lp)
-    what = ("zero propensities (log-probability -inf)" if zero.any()
-            else "non-finite log-propensities")
-    problems.append(f"behavior_log_prob has {int(bad.sum())} {what} on valid steps (first at "
-                    f"trajectory {idx[0]}, step {idx[1]}); importance weights need pi_b > 0")
+  for test, what, hint in (
+      (np.isneginf, "zero propensities (log-probability -inf)", "importance weights need pi_b > 0"),
+      (np.isposinf, "+inf log-propensities", "a density cannot be infinite: check how the "
+       "log-probability was computed (e.g. a zero standard deviation)"),
+      (np.isnan, "NaN log-propensities", "the behaviour policy's log-probability was not computed")):
+    bad = mask & test(lp)
+    if bad.any():
+      idx = np.argwhere(bad)[0]
+      problems.append(f"behavior_log_prob has {int(bad.sum())} {what} on valid steps (first at "
+                      f"trajectory {idx[0]}, step {idx[1]}); {hint}")
   both = a["terminated"] & a["truncated"]
   if both.any():
     problems.append(f"{int(both.sum())} steps are both terminated and truncated")
@@ -149,6 +160,42 @@ def validate(arrays: dict[str, Any]) -> None:
     problems.append("a trajectory has steps marked done after its episode ended")
   if problems:
     raise DataError("; ".join(problems))
+
+
+def _concrete(x) -> bool:
+  return not isinstance(x, jax.core.Tracer)
+
+
+def check(data: LoggedData, discount: float | None = None, batch_dims: int = 0) -> None:
+  """Checks logged data handed to an estimator; raises DataError.
+
+  Shapes are always checked; values (finiteness, propensities, action range, episode
+  structure) when the arrays are concrete, i.e. outside jit. `batch_dims` leading axes
+  (e.g. [S] datasets) are allowed in front of [N, T]. A `discount` different from the
+  metadata's is refused: the data's returns were defined with the metadata's.
+  """
+  if discount is not None and not 0.0 <= discount <= 1.0:
+    raise DataError(f"discount must be in [0, 1], got {discount}")
+  meta = data.metadata.get("discount") if data.metadata else None
+  if discount is not None and meta is not None and abs(float(meta) - float(discount)) > 1e-9:
+    raise DataError(f"discount {discount} differs from the logged data's metadata discount {meta}")
+  arrays = {k: getattr(data, k) for k in ARRAYS}
+  lead = arrays["reward"].shape[:batch_dims]
+  if len(arrays["reward"].shape) != batch_dims + 2:
+    raise DataError(f"reward must be [{'S, ' * batch_dims}N, T], got shape {arrays['reward'].shape}")
+  if all(_concrete(x) for x in arrays.values()):
+    flat = {k: np.asarray(v).reshape((-1,) + np.shape(v)[batch_dims + 1:]) if batch_dims else v
+            for k, v in arrays.items()}
+    validate(flat)
+  else:
+    n, t = arrays["reward"].shape[batch_dims:]
+    if n == 0 or t == 0:
+      raise DataError(f"logged data is empty: N={n} trajectories of T={t} steps")
+    for k in ARRAYS:
+      nd = 3 if k in ("obs", "action") else 2
+      if arrays[k].ndim != batch_dims + nd or arrays[k].shape[:batch_dims + 2] != lead + (n, t):
+        raise DataError(f"{k} must have shape [N={n}, T={t}{', ...' if nd == 3 else ''}], "
+                        f"got {arrays[k].shape}")
 
 
 def save(data: LoggedData, path: str) -> None:

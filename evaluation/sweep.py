@@ -3,7 +3,8 @@
     data = collect_datasets(env, family, behavior, key, S, N, T)       # LoggedData [S, N, T]
     inputs = vmap(ratios_and_q)(data, ..., keys)                        # ratios, Q̂, V̂ [S, P, N, T]
     estimates = vmap(estimate)(data, inputs)                            # {name: [S, P]}
-    scores = assess(estimates, true_values, behavior_values(data), ks, threshold)
+    scores = assess(estimates, true_values, behavior_value, ks, threshold)
+    summary = summarize(estimates, scores)                              # plain means over S
 
 All of it is pure and vmapped over datasets (S) and candidates (P); `experiments.ope_sweep`
 shards the leading dataset axis over devices.
@@ -15,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from envs import Env
 from evaluation import metrics
@@ -37,16 +39,16 @@ def collect_datasets(env: Env, family: TanhGaussianFamily, behavior: dict, key: 
 
 def ratios_and_q(data: LoggedData, family: TanhGaussianFamily, pool: dict, discount: float,
                  key: jax.Array, deterministic: bool, bandwidth: float,
-                 fqe_config: FQEConfig) -> dict:
+                 fqe_config: FQEConfig, kernel: str = "gaussian") -> dict:
   """For one dataset: log-ratios, Q̂(s_t, a_t), V̂(s_t) of every candidate, each [P, N, T].
 
-  Stochastic candidates use their densities; deterministic ones (τ = 0) the Gaussian
-  kernel of width `bandwidth` on the action.
+  Stochastic candidates use their densities; deterministic ones (τ = 0) the action
+  kernel (`kernel`, width `bandwidth`, truncated to the action box).
   """
 
   def one(cand, k):
     if deterministic:
-      lr = kernel_log_ratio(data, family.mean_action(cand, data.obs), bandwidth)
+      lr = kernel_log_ratio(data, family.mean_action(cand, data.obs), bandwidth, kernel)
     else:
       lr = log_ratio(data, family.log_prob(cand, data.obs, data.action))
     q_sa, v_s = fqe(data, lambda c, obs, kk: family.sample(c, obs, kk), cand, discount, k,
@@ -62,19 +64,40 @@ def estimate(data: LoggedData, inputs: dict, discount: float) -> dict:
   return estimate_all(data, inputs["log_ratio"], discount, inputs["q_sa"], inputs["v_s"])
 
 
-def assess(estimates: dict, true_values: jax.Array, behavior_values: jax.Array,
-           ks: tuple[int, ...], threshold: Any) -> dict:
+def assess(estimates: dict, true_values: jax.Array, behavior_value: Any,
+           ks: tuple[int, ...], threshold: Any, clip_sharpe_ratio: bool = False) -> dict:
   """Metrics of every estimator on every dataset.
 
-  estimates {name: [S, P]}, true_values [P], behavior_values [S] (the logged data's mean
-  discounted return), threshold [] or [S] -> {name: {metric: [S] or [S, len(ks)]}}.
+  estimates {name: [S, P]}, true_values [P], behavior_value V(π_b) [] or [S] (SharpeRatio@k's
+  baseline and the relative values' denominator), threshold [] or [S] (Type I/II, safety
+  violations) -> {name: {metric: [S] or [S, len(ks)]}}.
   """
-  threshold = jnp.broadcast_to(jnp.asarray(threshold, jnp.float32), behavior_values.shape)
+  num = next(iter(estimates.values())).shape[0]
+  behavior_value = jnp.broadcast_to(jnp.asarray(behavior_value, jnp.float32), (num,))
+  threshold = jnp.broadcast_to(jnp.asarray(threshold, jnp.float32), (num,))
 
   def one(est, bv, thr):
-    return metrics.all_metrics(est, true_values, bv, ks, thr)
+    return metrics.all_metrics(est, true_values, bv, ks, thr, clip_sharpe_ratio)
 
-  return {name: jax.vmap(one)(est, behavior_values, threshold) for name, est in estimates.items()}
+  return {name: jax.vmap(one)(est, behavior_value, threshold) for name, est in estimates.items()}
+
+
+def summarize(estimates: dict, scores: dict) -> dict:
+  """Plain means over datasets of every metric, and the count of diverged datasets.
+
+  estimates {name: [S, P]}, scores as `assess` returns -> {name: {"metrics_mean": {metric:
+  float or [len(ks)]}, "nonfinite_datasets": int}}. No NaN is skipped: an estimator that
+  diverged on one dataset (a NaN estimate makes all its metrics NaN there) gets NaN means,
+  and `nonfinite_datasets` counts the datasets where any of its estimates is not finite.
+  NaN also stands where a metric is undefined (std@1, SharpeRatio@1).
+  """
+  out = {}
+  for name, est in estimates.items():
+    est = np.asarray(est)
+    out[name] = {"metrics_mean": {m: np.mean(np.asarray(v, np.float64), axis=0)
+                                  for m, v in scores[name].items()},
+                 "nonfinite_datasets": int((~np.isfinite(est)).any(axis=1).sum())}
+  return out
 
 
 def behavior_values(data: LoggedData, discount: float) -> jax.Array:

@@ -37,14 +37,19 @@ flags.DEFINE_list("stages", [], "Checkpoint steps to use as candidates (default:
 flags.DEFINE_list("temperatures", ["0.5", "1.0", "2.0"], "Std scales of the candidates (0: deterministic).")
 flags.DEFINE_integer("behavior_stage", None, "Checkpoint of the behaviour policy (default: middle).")
 flags.DEFINE_float("behavior_temperature", 1.5, "Std scale of the behaviour policy (> 0).")
-flags.DEFINE_float("bandwidth", 0.3, "Gaussian action-kernel width for deterministic candidates.")
+flags.DEFINE_float("bandwidth", 0.3, "Action-kernel width for deterministic candidates.")
+flags.DEFINE_string("kernel", "gaussian", "Action kernel for deterministic candidates (truncated to [-1, 1]): "
+                    "gaussian, epanechnikov, triangular, cosine, uniform.")
 flags.DEFINE_integer("horizon", 50, "Steps per logged trajectory (the estimand's horizon).")
 flags.DEFINE_float("discount", 0.99, "Discount of the estimand.")
 flags.DEFINE_integer("num_datasets", 8, "Fresh logged datasets (data seeds).")
 flags.DEFINE_integer("num_trajectories", 100, "Trajectories per dataset.")
 flags.DEFINE_integer("true_episodes", 512, "On-policy episodes per candidate for its true value.")
-flags.DEFINE_integer("fqe_steps", 1500, "FQE gradient steps per (dataset, candidate).")
-flags.DEFINE_float("safety_threshold", None, "Threshold of Type I/II errors (default: behaviour value).")
+flags.DEFINE_integer("fqe_steps_per_stage", 100, "FQE Adam steps per backward-induction stage "
+                     "(horizon x this per (dataset, candidate)).")
+flags.DEFINE_float("safety_threshold", None, "Threshold of Type I/II errors and safety violations "
+                   "(default: V(pi_b) by Monte-Carlo; SCOPE-RL's default is 0).")
+flags.DEFINE_bool("clip_sharpe_ratio", False, "SCOPE-RL's clip of SharpeRatio@k: inf -> 100, then [0, 100].")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
 
 
@@ -63,9 +68,16 @@ def main(argv):
     _fail("--temperatures mixes deterministic (0) and stochastic candidates; sweep them apart")
   if FLAGS.behavior_temperature <= 0:
     _fail("--behavior_temperature must be > 0 (the behaviour policy needs a density)")
-  for name in ("horizon", "num_datasets", "num_trajectories", "true_episodes", "fqe_steps"):
+  for name in ("horizon", "num_datasets", "num_trajectories", "true_episodes", "fqe_steps_per_stage"):
     if getattr(FLAGS, name) <= 0:
       _fail(f"--{name} must be positive")
+  kernels = ("gaussian", "epanechnikov", "triangular", "cosine", "uniform")
+  if FLAGS.kernel not in kernels:
+    _fail(f"--kernel must be one of {', '.join(kernels)}, got {FLAGS.kernel!r}")
+  if not FLAGS.bandwidth > 0:
+    _fail("--bandwidth must be > 0")
+  if not 0 <= FLAGS.discount <= 1:
+    _fail("--discount must be in [0, 1]")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   os.environ.setdefault("XLA_FLAGS", "")
@@ -131,6 +143,9 @@ def run(temps, deterministic):
   true_fn = jax.jit(lambda p, k: candidates.true_values(
       env, family, p, k, FLAGS.true_episodes, FLAGS.horizon, FLAGS.discount))
   true_mean, true_se = map(np.asarray, true_fn(pool, k_true))
+  # V(π_b) by the same Monte-Carlo (SharpeRatio@k's baseline, the default threshold).
+  b_mean, b_se = map(np.asarray, true_fn(jax.tree.map(lambda x: x[None], behavior), k_true))
+  behavior_value, behavior_value_se = float(b_mean[0]), float(b_se[0])
   true_seconds = time.time() - t
 
   # The dataset axis is sharded over as many devices as divide it (one per core on a CPU).
@@ -143,10 +158,11 @@ def run(temps, deterministic):
                      out_shardings=sharding)(k_data)
   behavior_values = np.asarray(sweep.behavior_values(datasets, FLAGS.discount))
 
-  fqe_config = FQEConfig(num_steps=FLAGS.fqe_steps)
+  fqe_config = FQEConfig(steps_per_stage=FLAGS.fqe_steps_per_stage)
   print(f"FQE for {FLAGS.num_datasets} x {num} (dataset, candidate) pairs", file=sys.stderr)
   inputs_fn = jax.jit(jax.vmap(lambda d, k: sweep.ratios_and_q(
-      d, family, pool, FLAGS.discount, k, deterministic, FLAGS.bandwidth, fqe_config)))
+      d, family, pool, FLAGS.discount, k, deterministic, FLAGS.bandwidth, fqe_config,
+      FLAGS.kernel)))
   t = time.time()
   fqe_keys = jax.random.split(k_fqe, FLAGS.num_datasets)
   if sharding is not None:
@@ -159,17 +175,13 @@ def run(temps, deterministic):
   t = time.time()
   estimates = jax.block_until_ready(estimate_fn(datasets, inputs))
   estimate_seconds = time.time() - t
-  threshold = behavior_values if FLAGS.safety_threshold is None else FLAGS.safety_threshold
-  scores = jax.device_get(sweep.assess(estimates, jnp.asarray(true_mean),
-                                       jnp.asarray(behavior_values), ks, threshold))
+  threshold = behavior_value if FLAGS.safety_threshold is None else FLAGS.safety_threshold
+  scores = jax.device_get(sweep.assess(estimates, jnp.asarray(true_mean), behavior_value, ks,
+                                       threshold, FLAGS.clip_sharpe_ratio))
   estimates = jax.device_get(estimates)
+  means = sweep.summarize(estimates, scores)
 
   names = [n for n in ESTIMATORS if n in estimates]
-  def nanmean(v):
-    """Mean over datasets of the finite entries; NaN where none is (e.g. SharpeRatio@1)."""
-    v = np.where(np.isfinite(v), v, np.nan)
-    count = np.sum(~np.isnan(v), axis=0)
-    return np.where(count > 0, np.nansum(v, axis=0) / np.maximum(count, 1), np.nan)
 
   def clean(x):
     x = np.asarray(x, np.float64)
@@ -180,12 +192,19 @@ def run(temps, deterministic):
       "env": FLAGS.env, "agent": spec.agent, "policy_workdir": policy_dir,
       "horizon": FLAGS.horizon, "discount": FLAGS.discount, "deterministic_targets": deterministic,
       "bandwidth": FLAGS.bandwidth if deterministic else None,
+      "kernel": FLAGS.kernel if deterministic else None,
+      "fqe": {"method": "backward induction", "steps_per_stage": FLAGS.fqe_steps_per_stage,
+              "total_steps": fqe_config.total_steps(FLAGS.horizon)},
       "num_datasets": FLAGS.num_datasets, "num_trajectories": FLAGS.num_trajectories, "ks": list(ks),
       "candidates": [{"stage": s, "temperature": tt, "true_value": float(true_mean[i * len(temps) + j]),
                       "true_value_se": float(true_se[i * len(temps) + j])}
                      for i, s in enumerate(stages) for j, tt in enumerate(temps)],
       "behavior": {"stage": behavior_stage, "temperature": FLAGS.behavior_temperature,
-                   "value_per_dataset": behavior_values.tolist()},
+                   "value": behavior_value, "value_se": behavior_value_se,
+                   "logged_mean_return_per_dataset": behavior_values.tolist()},
+      "baselines": {"sharpe_ratio": "V(pi_b) by Monte-Carlo (behavior.value)",
+                    "threshold": threshold if FLAGS.safety_threshold is not None
+                    else "V(pi_b) by Monte-Carlo (behavior.value)"},
       "estimators": {}, "timing": {
           "true_values_seconds": true_seconds, "fqe_seconds": fqe_seconds,
           "estimate_seconds": estimate_seconds, "devices": devices,
@@ -195,7 +214,8 @@ def run(temps, deterministic):
     per = {m: np.asarray(v) for m, v in scores[n].items()}
     summary["estimators"][n] = {
         "estimates": np.asarray(estimates[n]).tolist(),
-        "metrics_mean": {m: clean(nanmean(v)) for m, v in per.items()},
+        "nonfinite_datasets": means[n]["nonfinite_datasets"],
+        "metrics_mean": {m: clean(v) for m, v in means[n]["metrics_mean"].items()},
         "metrics_per_dataset": {m: np.where(np.isfinite(v), v, np.nan).tolist() for m, v in per.items()}}
   summary["timing"]["wall_seconds"] = time.time() - t_start
   with open(os.path.join(FLAGS.workdir, "ope_summary.json"), "w") as f:
@@ -214,7 +234,7 @@ def run(temps, deterministic):
   title = f"{FLAGS.env}: {num} candidates, {FLAGS.num_datasets} datasets"
   plots.sharpe_ratio_vs_k(list(ks[1:]), {n: np.asarray(scores[n]["sharpe_ratio@k"])[:, 1:] for n in names},
                           os.path.join(FLAGS.workdir, "sharpe_ratio_at_k.png"), title)
-  plots.estimated_vs_true(true_mean, {n: estimates[n] for n in names}, float(behavior_values.mean()),
+  plots.estimated_vs_true(true_mean, {n: estimates[n] for n in names}, behavior_value,
                           os.path.join(FLAGS.workdir, "estimated_vs_true.png"), title)
 
   first = jax.tree.map(lambda x: x[0], datasets)
@@ -229,13 +249,15 @@ def run(temps, deterministic):
                       true_values=true_mean, bandwidth=FLAGS.bandwidth, discount=FLAGS.discount,
                       **{f"estimate_{n}": np.asarray(estimates[n][0]) for n in names})
 
-  print(f"\n{title}; behaviour value {behavior_values.mean():.2f}")
-  print("| estimator | MSE | rank corr | regret@1 | " + " | ".join(f"SR@{k}" for k in ks[1:4]) + " |")
-  print("|---" * (4 + len(ks[1:4])) + "|")
+  print(f"\n{title}; V(pi_b) {behavior_value:.2f} (Monte-Carlo), logged mean return "
+        f"{behavior_values.mean():.2f}")
+  print("| estimator | non-finite datasets | MSE | rank corr | regret@1 | "
+        + " | ".join(f"SR@{k}" for k in ks[1:4]) + " |")
+  print("|---" * (5 + len(ks[1:4])) + "|")
   for n in names:
     mm = summary["estimators"][n]["metrics_mean"]
     fmt = lambda x: "nan" if x is None else f"{x:.3g}"
-    print(f"| {n} | {fmt(mm['mse'])} | {fmt(mm['rank_correlation'])} | {fmt(mm['regret@k'][0])} | "
+    print(f"| {n} | {summary['estimators'][n]['nonfinite_datasets']} | {fmt(mm['mse'])} | {fmt(mm['rank_correlation'])} | {fmt(mm['regret@k'][0])} | "
           + " | ".join(fmt(x) for x in mm["sharpe_ratio@k"][1:4]) + " |")
   print(f"timing: FQE {fqe_seconds:.1f}s, estimators {estimate_seconds * 1e3:.1f} ms "
         f"({summary['timing']['estimates_per_second']:,.0f} estimates/s), wall {summary['timing']['wall_seconds']:.0f}s")

@@ -15,11 +15,24 @@ after an episode ends have ρ = 1 and contribute nothing. Weights are formed fro
 summed log-ratios; the self-normalised forms normalise in log space (log-sum-exp), so
 they stay finite where the plain weights overflow float32.
 
-Deterministic target policies have no density at the logged action; their ratio uses
-a Gaussian kernel on the action, ρ_t = K_h(π_e(s_t) − a_t) / π_b(a_t|s_t) with
-K_h(x) = (2πh²)^{-d/2} exp(−‖x‖²/(2h²)) — SCOPE-RL's default kernel. For d > 1 SCOPE-RL
-keeps the 1-D constant (2πh²)^{-1/2}; we use the d-dimensional density (the two differ
-by a constant per step, which the self-normalised forms cancel).
+Deterministic target policies have no density at the logged action; their ratio uses a
+kernel on the action, ρ_t = K_h(a_t | π_e(s_t)) / π_b(a_t|s_t), with K_h a product over
+action dimensions of a 1-D kernel K((a − μ)/h)/h (`KERNELS`: gaussian, epanechnikov,
+triangular, cosine, uniform). Logged actions lie in the box [-1, 1]^a, so K_h is
+truncated to that box: each dimension is divided by its kernel mass inside [-1, 1],
+∫_{-1}^{1} K((x − μ)/h)/h dx. Then K_h(·|μ) is a density on the box and E_{π_b}[ρ_t | s_t]
+= 1 for every target action μ, as the estimators need. Without the truncation (SCOPE-RL's
+kernel, normalised over ℝ), the expected per-step weight is the mass inside the box only
+(0.95, 0.75, 0.55 for μ = 0.5, 0.8, 0.96 at h = 0.3), and over 50 steps the weights
+shrink by 0.086, 5e-7, 1e-13, pulling TIS, PDIS and DR towards 0. We truncate rather
+than apply the kernel in pre-tanh space because truncation needs nothing of the
+behaviour policy's parametrisation (any π_b with a density on the box works) and
+keeps h in action units, as SCOPE-RL's bandwidth is.
+
+Overflow: where a weight is inf, a step that contributes nothing (padding, or a zero
+reward) is masked with `where` before the product, so inf × 0 never makes a NaN; an
+estimate that truly diverges comes out ±inf (or NaN for inf − inf in DR) and the sweep
+counts it as non-finite.
 """
 
 from __future__ import annotations
@@ -28,8 +41,9 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from evaluation.data import LoggedData, valid_mask
+from evaluation.data import DataError, LoggedData, check, valid_mask
 
 
 def log_ratio(data: LoggedData, target_log_prob: jax.Array) -> jax.Array:
@@ -38,12 +52,60 @@ def log_ratio(data: LoggedData, target_log_prob: jax.Array) -> jax.Array:
   return jnp.where(mask, target_log_prob - data.behavior_log_prob, 0.0)
 
 
-def kernel_log_ratio(data: LoggedData, target_action: jax.Array, bandwidth: float) -> jax.Array:
-  """log ρ_t [N, T] of a deterministic π_e with actions [N, T, a], Gaussian kernel of width h."""
-  d = target_action.shape[-1]
-  sq = jnp.sum((target_action - data.action) ** 2, axis=-1)
-  log_k = -sq / (2 * bandwidth**2) - 0.5 * d * jnp.log(2 * jnp.pi * bandwidth**2)
-  return log_ratio(data, log_k)
+def _cdf_poly(u, f):
+  """CDF of a kernel supported on [-1, 1] with antiderivative f (f(-1) = 0, f(1) = 1)."""
+  return jnp.where(u <= -1, 0.0, jnp.where(u >= 1, 1.0, f(jnp.clip(u, -1.0, 1.0))))
+
+
+# name: (log K(u), log of the mass of K on [lo, hi]) for the standardised 1-D kernel.
+def _gauss_log_mass(lo, hi):
+  # log(Φ(hi) − Φ(lo)), stable for hi ≥ lo (here hi ≥ 0 ≥ lo whenever μ is in the box).
+  lh, ll = jax.scipy.special.log_ndtr(hi), jax.scipy.special.log_ndtr(lo)
+  return lh + jnp.log1p(-jnp.exp(ll - lh))
+
+
+def _poly_log_mass(f):
+  return lambda lo, hi: jnp.log(_cdf_poly(hi, f) - _cdf_poly(lo, f))
+
+
+def _log_support(u, k):
+  return jnp.where(jnp.abs(u) <= 1, jnp.log(jnp.maximum(k, 1e-30)), -jnp.inf)
+
+
+KERNELS = {
+    "gaussian": (lambda u: -0.5 * u**2 - 0.5 * jnp.log(2 * jnp.pi), _gauss_log_mass),
+    "epanechnikov": (lambda u: _log_support(u, 0.75 * (1 - u**2)),
+                     _poly_log_mass(lambda u: 0.5 + 0.75 * u - 0.25 * u**3)),
+    "triangular": (lambda u: _log_support(u, 1 - jnp.abs(u)),
+                   _poly_log_mass(lambda u: jnp.where(u < 0, 0.5 * (1 + u)**2, 1 - 0.5 * (1 - u)**2))),
+    "cosine": (lambda u: _log_support(u, jnp.pi / 4 * jnp.cos(jnp.pi * u / 2)),
+               _poly_log_mass(lambda u: 0.5 * (1 + jnp.sin(jnp.pi * u / 2)))),
+    "uniform": (lambda u: _log_support(u, jnp.full_like(u, 0.5)), _poly_log_mass(lambda u: 0.5 * (1 + u))),
+}
+
+
+def log_kernel(action: jax.Array, target_action: jax.Array, bandwidth: float,
+               kernel: str = "gaussian", low: float = -1.0, high: float = 1.0) -> jax.Array:
+  """log K_h(a | μ) [...]: the product kernel truncated to the box [low, high]^a.
+
+  action, target_action [..., a]; each dimension is K((a − μ)/h) / h divided by its
+  mass inside [low, high], so the result is a density over the box.
+  """
+  if kernel not in KERNELS:
+    raise ValueError(f"unknown kernel {kernel!r}; choose from {sorted(KERNELS)}")
+  if not bandwidth > 0:
+    raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+  log_k, log_mass = KERNELS[kernel]
+  mu = jnp.clip(target_action, low, high)
+  u = (action - mu) / bandwidth
+  per_dim = log_k(u) - jnp.log(bandwidth) - log_mass((low - mu) / bandwidth, (high - mu) / bandwidth)
+  return jnp.sum(per_dim, axis=-1)
+
+
+def kernel_log_ratio(data: LoggedData, target_action: jax.Array, bandwidth: float,
+                     kernel: str = "gaussian") -> jax.Array:
+  """log ρ_t [N, T] of a deterministic π_e with actions [N, T, a]: box-truncated kernel."""
+  return log_ratio(data, log_kernel(data.action, target_action, bandwidth, kernel))
 
 
 def _normalized(log_w: jax.Array) -> jax.Array:
@@ -69,25 +131,30 @@ def _returns(data: LoggedData, discount: float) -> jax.Array:
   return jnp.sum(data.reward * mask * discount ** jnp.arange(data.horizon), axis=1)
 
 
+def _times(w: jax.Array, x: jax.Array, keep) -> jax.Array:
+  """w · x where `keep` and x ≠ 0, else 0: an overflowed w (inf) times 0 gives 0, not NaN."""
+  return jnp.where(keep & (x != 0), w * x, 0.0)
+
+
 def _tis(returns: jax.Array, log_rho: jax.Array, self_normalized: bool) -> jax.Array:
   log_w = jnp.sum(log_rho, axis=1)
   if self_normalized:
-    return jnp.sum(jax.nn.softmax(log_w) * returns)
-  return jnp.mean(jnp.exp(log_w) * returns)
+    return jnp.sum(_times(jax.nn.softmax(log_w), returns, True))
+  return jnp.mean(_times(jnp.exp(log_w), returns, True))
 
 
 def _pdis(data: LoggedData, w: jax.Array, discount: float) -> jax.Array:
   mask = valid_mask(data.terminated, data.truncated)
   gammas = discount ** jnp.arange(data.horizon)
-  return jnp.mean(jnp.sum(gammas * w * data.reward * mask, axis=1))
+  return jnp.mean(jnp.sum(gammas * _times(w, data.reward, mask), axis=1))
 
 
 def _dr(data: LoggedData, w: jax.Array, w_prev: jax.Array, discount: float, q_sa: jax.Array,
         v_s: jax.Array) -> jax.Array:
   mask = valid_mask(data.terminated, data.truncated)
   gammas = discount ** jnp.arange(data.horizon)
-  terms = w * (data.reward - q_sa) + w_prev * v_s
-  return jnp.mean(jnp.sum(gammas * terms * mask, axis=1))
+  terms = _times(w, data.reward - q_sa, mask) + _times(w_prev, v_s, mask)
+  return jnp.mean(jnp.sum(gammas * terms, axis=1))
 
 
 def tis(data: LoggedData, log_rho: jax.Array, discount: float,
@@ -124,6 +191,25 @@ def estimate_all(data: LoggedData, log_rho: jax.Array, discount: float,
   out when None). Returns {estimator name: [P] values}.
   """
 
+  check(data, discount)
+  n, t = data.reward.shape
+  if log_rho.ndim != 3 or log_rho.shape[1:] != (n, t):
+    raise DataError(f"log_rho must be [P, N={n}, T={t}], got {log_rho.shape}")
+  if (q_sa is None) != (v_s is None):
+    raise DataError("give both q_sa and v_s (for DM and DR) or neither")
+  if q_sa is not None:
+    for name, x in (("q_sa", q_sa), ("v_s", v_s)):
+      if x.shape != log_rho.shape:
+        raise DataError(f"{name} must have log_rho's shape {log_rho.shape}, got {x.shape}")
+  if not isinstance(log_rho, jax.core.Tracer):
+    mask = np.asarray(valid_mask(data.terminated, data.truncated))
+    lr = np.asarray(log_rho)
+    for what, bad in (("NaN", np.isnan(lr)), ("+inf", np.isposinf(lr))):
+      bad = bad & mask[None]
+      if bad.any():
+        p, i, j = np.argwhere(bad)[0]
+        raise DataError(f"log_rho has {int(bad.sum())} {what} values on valid steps (first at "
+                        f"candidate {p}, trajectory {i}, step {j}); check the target log-probabilities")
   returns = _returns(data, discount)
 
   def one(lr, q, v):

@@ -53,7 +53,12 @@ def _arrays(logged):
     (lambda a: a.__setitem__("terminated", a["terminated"].astype(np.float32)), "terminated must be bool"),
     (lambda a: a["reward"].__setitem__((0, 0), np.nan), "reward has 1 non-finite"),
     (lambda a: a["behavior_log_prob"].__setitem__((1, 0), -np.inf), "zero propensities"),
-    (lambda a: a["behavior_log_prob"].__setitem__((1, 0), np.nan), "non-finite log-propensities"),
+    (lambda a: a["behavior_log_prob"].__setitem__((1, 0), np.nan), "1 NaN log-propensities"),
+    (lambda a: a["behavior_log_prob"].__setitem__((1, 0), np.inf), r"1 \+inf log-propensities .* cannot be infinite"),
+    (lambda a: a["action"].__setitem__((0, 1, 0), 1.5), "action has 1 values outside"),
+    (lambda a: a.__setitem__("reward", a["reward"][:, :0]) or a.__setitem__("obs", a["obs"][:, :0])
+     or [a.__setitem__(k, a[k][:, :0]) for k in ("action", "terminated", "truncated", "behavior_log_prob")],
+     "logged data is empty"),
     (lambda a: a["truncated"].__setitem__((2, 0), True) or a["terminated"].__setitem__((2, 0), True),
      "both terminated and truncated"),
     (lambda a: a["terminated"].__setitem__((3, -1), True), "done after its episode ended"),
@@ -72,3 +77,22 @@ def test_bad_data_raises_one_clear_error(logged, corrupt, message, tmp_path):
 def test_missing_file():
   with pytest.raises(D.DataError, match="no logged data at"):
     D.load("/nonexistent/data")
+
+
+def test_nan_and_zero_propensities_are_told_apart(logged):
+  arrays = _arrays(logged)
+  arrays["behavior_log_prob"][0, 0] = -np.inf
+  arrays["behavior_log_prob"][1, 0] = np.nan
+  with pytest.raises(D.DataError) as err:
+    D.validate(arrays)
+  assert "1 zero propensities" in str(err.value) and "1 NaN log-propensities" in str(err.value)
+  assert str(err.value).count("pi_b > 0") == 1
+
+
+def test_check_compares_the_discount(logged):
+  data = D.with_metadata(logged, discount=0.99)
+  D.check(data, 0.99)
+  with pytest.raises(D.DataError, match="differs from the logged data's metadata discount 0.99"):
+    D.check(data, 0.9)
+  with pytest.raises(D.DataError, match=r"discount must be in \[0, 1\]"):
+    D.check(logged, 1.5)

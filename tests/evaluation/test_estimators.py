@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from evaluation import ope
 from evaluation.data import LoggedData
@@ -100,7 +101,9 @@ def test_kernel_ratio_of_deterministic_policy():
   target = jnp.full((1, 3, 2), 0.4)
   h = 0.5
   lr = est.kernel_log_ratio(data, target, h)
-  expected = -(2 * 0.3**2) / (2 * h**2) - np.log(2 * np.pi * h**2) + 0.7
+  # Two dimensions of N(0.1; 0.4, h²) each divided by its mass inside [-1, 1].
+  mass = norm.cdf((1 - 0.4) / h) - norm.cdf((-1 - 0.4) / h)
+  expected = -(2 * 0.3**2) / (2 * h**2) - np.log(2 * np.pi * h**2) - 2 * np.log(mass) + 0.7
   np.testing.assert_allclose(lr, np.full((1, 3), expected), rtol=1e-5)
 
 
@@ -121,10 +124,163 @@ def test_fqe_recovers_q_and_value():
 
   params = {"means": jnp.asarray(means, jnp.float32), "scale": jnp.float32(scale)}
   q_sa, v_s = jax.jit(lambda p, k: ope.fqe(data, sample_action, p, mdp.GAMMA, k,
-                                           ope.FQEConfig(num_steps=3000, num_action_samples=16)))(
+                                           ope.FQEConfig(steps_per_stage=400, num_action_samples=16)))(
                                                params, jax.random.PRNGKey(0))
   q_true, v_true = _exact_q(data, states, means, scale)
   mask = np.asarray(est.valid_mask(data.terminated, data.truncated))
   err = np.abs(np.asarray(q_sa) - np.asarray(q_true))[mask]
   assert err.mean() < 0.05, err.mean()
   np.testing.assert_allclose(est.dm(v_s), mdp.exact(means, scale)[0][0, 0], rtol=0.03)
+
+
+def _tanh_mean(loc, scale):
+  """E[tanh(loc + scale ε)], ε ~ N(0, 1), by Gauss-Hermite quadrature."""
+  x, w = np.polynomial.hermite_e.hermegauss(80)
+  return float(np.sum(w * np.tanh(loc + scale * x)) / np.sqrt(2 * np.pi))
+
+
+def test_fqe_defaults_reach_a_long_horizon():
+  """T = 50, γ = 0.99, r_t = 1 + a_t / 2 with a uniform behaviour: V(s₀) = Σ_t γ^t E_π[r]
+  ≈ 47.7. The old FQE (a target copy every 100 of 1500 steps) gave ~15-20 here."""
+  horizon, gamma, n, loc, scale = 50, 0.99, 100, 0.5, 0.4
+  rng = np.random.default_rng(0)
+  act = rng.uniform(-1, 1, (n, horizon, 1)).astype(np.float32)
+  data = LoggedData(obs=jnp.asarray(rng.standard_normal((n, horizon, 3)), jnp.float32),
+                    action=jnp.asarray(act), reward=jnp.asarray(1 + act[..., 0] / 2),
+                    terminated=jnp.zeros((n, horizon), bool),
+                    truncated=jnp.zeros((n, horizon), bool).at[:, -1].set(True),
+                    behavior_log_prob=jnp.full((n, horizon), -np.log(2.0), jnp.float32))
+  reward = 1 + _tanh_mean(loc, scale) / 2
+  v_exact = np.array([sum(gamma**k * reward for k in range(horizon - t)) for t in range(horizon)])
+  q_exact = np.asarray(data.reward) + gamma * np.append(v_exact[1:], 0.0)[None]
+
+  def sample_action(p, obs, key):
+    return jnp.tanh(p + scale * jax.random.normal(key, (obs.shape[0], 1)))
+
+  q_sa, v_s = jax.jit(lambda k: ope.fqe(data, sample_action, jnp.float32(loc), gamma, k))(
+      jax.random.PRNGKey(1))
+  np.testing.assert_allclose(est.dm(v_s), v_exact[0], rtol=0.01)
+  np.testing.assert_allclose(np.asarray(v_s).mean(0), v_exact, rtol=0.03, atol=0.1)
+  assert np.abs(np.asarray(q_sa) - q_exact).mean() < 0.03 * v_exact[0]
+
+
+def test_fqe_refuses_bad_settings():
+  data, _ = _toy([[1.0, 0.0, 0.0]], [1.0])
+  sample = lambda p, obs, k: jnp.zeros((obs.shape[0], 1))
+  with pytest.raises(ValueError, match="steps_per_stage must be >= 1"):
+    ope.fqe(data, sample, None, 0.9, jax.random.PRNGKey(0), ope.FQEConfig(steps_per_stage=0))
+  with pytest.raises(est.DataError, match="differs from the logged data's metadata discount 0.99"):
+    ope.fqe(data.replace(metadata={"discount": 0.99}), sample, None, 0.9, jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("kernel", sorted(ope.KERNELS))
+def test_truncated_kernel_is_a_density_on_the_box(kernel):
+  grid = np.linspace(-1, 1, 200001)
+  for mu in (0.0, 0.5, 0.96, -1.0):
+    for h in (0.1, 0.3, 1.0):
+      dens = np.exp(np.asarray(est.log_kernel(jnp.asarray(grid)[:, None], jnp.full((1, 1), mu), h, kernel)))
+      np.testing.assert_allclose(np.trapezoid(dens, grid), 1.0, atol=2e-3, err_msg=f"{kernel} {mu} {h}")
+
+
+def test_kernel_ratio_near_the_action_bound_is_unbiased():
+  """Deterministic targets at 0.5, 0.8 and 0.96 (h = 0.3) on data of a uniform behaviour
+  policy and reward 1: V = Σ_{t<3} γ^t whatever the action, so PDIS and TIS must find
+  it. The kernel over all of ℝ would have expected weights 0.95^t, 0.75^t, 0.55^t."""
+  n, horizon, gamma, h = 40000, 3, 0.9, 0.3
+  rng = np.random.default_rng(3)
+  act = rng.uniform(-1, 1, (n, horizon, 1)).astype(np.float32)
+  data = LoggedData(obs=jnp.zeros((n, horizon, 1)), action=jnp.asarray(act),
+                    reward=jnp.ones((n, horizon)), terminated=jnp.zeros((n, horizon), bool),
+                    truncated=jnp.zeros((n, horizon), bool).at[:, -1].set(True),
+                    behavior_log_prob=jnp.full((n, horizon), -np.log(2.0), jnp.float32))
+  targets = (0.5, 0.8, 0.96)
+  lr = jnp.stack([ope.kernel_log_ratio(data, jnp.full((n, horizon, 1), m), h) for m in targets])
+  out = ope.estimate_all(data, lr, gamma)
+  truth = sum(gamma**t for t in range(horizon))
+  w = np.exp(np.cumsum(np.asarray(lr), axis=2))                         # [P, N, T]
+  per_traj = np.sum(w * gamma ** np.arange(horizon), axis=2)
+  se = per_traj.std(1, ddof=1) / np.sqrt(n)
+  assert (np.abs(np.asarray(out["pdis"]) - truth) < 4 * se).all(), (out["pdis"], truth, se)
+  assert (np.abs(np.asarray(out["snpdis"]) - truth) < 1e-4).all()       # every weight column sums to N
+  tis_se = (w[..., -1] * truth).std(1, ddof=1) / np.sqrt(n)
+  assert (np.abs(np.asarray(out["tis"]) - truth) < 4 * tis_se).all(), (out["tis"], tis_se)
+
+
+def test_dr_with_zero_q_is_pdis(many_datasets):
+  data, states = mdp.sample(7, 300, *BEHAVIOR)
+  lr = jnp.stack([est.log_ratio(data, mdp.target_log_prob(data, states, *t)) for t in TARGETS])
+  zero = jnp.zeros_like(lr)
+  out = ope.estimate_all(data, lr, mdp.GAMMA, zero, zero)
+  np.testing.assert_allclose(out["dr"], out["pdis"], rtol=1e-5)
+  np.testing.assert_allclose(out["sndr"], out["snpdis"], rtol=1e-5)
+  np.testing.assert_allclose(out["dm"], 0.0)
+
+
+def _wrong_q(data, states, means, scale, seed):
+  """A wrong Q̂ table (random numbers) with the V̂ it implies under π_e: V̂ = E_{π_e} Q̂."""
+  q_w = np.random.default_rng(seed).uniform(-3, 3, (mdp.T, 2, 2))
+  p = mdp.p_go(means, scale)
+  v_w = p[None, :] * q_w[:, :, 1] + (1 - p[None, :]) * q_w[:, :, 0]
+  go = (np.asarray(data.action)[..., 0] > 0).astype(int)
+  t = np.arange(mdp.T)[None, :]
+  mask = np.asarray(est.valid_mask(data.terminated, data.truncated))
+  return (jnp.asarray(q_w[t, states, go] * mask, jnp.float32),
+          jnp.asarray(v_w[t, states] * mask, jnp.float32))
+
+
+def _estimates_with_wrong_q(seed, n):
+  data, states = mdp.sample(seed, n, *BEHAVIOR)
+  lr = jnp.stack([est.log_ratio(data, mdp.target_log_prob(data, states, *t)) for t in TARGETS])
+  qv = [_wrong_q(data, states, *t, seed=100 + i) for i, t in enumerate(TARGETS)]
+  return jax.device_get(ope.estimate_all(data, lr, mdp.GAMMA, jnp.stack([x[0] for x in qv]),
+                                         jnp.stack([x[1] for x in qv])))
+
+
+def test_dr_with_a_wrong_q_stays_unbiased():
+  truth = np.array([mdp.exact(*t)[0][0, 0] for t in TARGETS])
+  values = np.array([_estimates_with_wrong_q(seed, 200)["dr"] for seed in range(40)])
+  mean, se = values.mean(0), values.std(0, ddof=1) / np.sqrt(len(values))
+  assert (np.abs(mean - truth) < 4 * se + 1e-6).all(), (mean, truth, se)
+  dm = np.array([_estimates_with_wrong_q(0, 200)["dm"]])
+  assert (np.abs(dm - truth) > 0.1).any()        # the Q̂ is indeed wrong
+
+
+def test_self_normalized_forms_are_consistent():
+  """SNTIS, SNPDIS, SNDR (wrong Q̂) approach the exact value as N grows: the RMSE over 8
+  datasets shrinks ~√64 = 8x from N = 100 to N = 6400 and ends small."""
+  truth = np.array([mdp.exact(*t)[0][0, 0] for t in TARGETS])
+  rmse = {}
+  for n in (100, 6400):
+    vals = [_estimates_with_wrong_q(seed, n) for seed in range(8)]
+    for name in ("sntis", "snpdis", "sndr"):
+      err = np.array([v[name] for v in vals]) - truth
+      rmse[name, n] = np.sqrt((err**2).mean(0))
+  for name in ("sntis", "snpdis", "sndr"):
+    assert (rmse[name, 6400] < rmse[name, 100] / 3).all(), (name, rmse[name, 100], rmse[name, 6400])
+    assert (rmse[name, 6400] < 0.1 * np.abs(truth)).all(), (name, rmse[name, 6400], truth)
+
+
+def test_overflowed_weights_times_zero_reward_are_not_nan():
+  data, log_rho = _toy([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0]], [1.0, 1.0])
+  log_rho = log_rho.at[0, 1].set(200.0)           # w_{0:1} = e^200 = inf in float32
+  out = ope.estimate_all(data, log_rho[None], 0.9, jnp.zeros((1, 2, 3)), jnp.zeros((1, 2, 3)))
+  for name in ("pdis", "dr", "snpdis", "sndr"):
+    assert np.isfinite(out[name]).all(), (name, out[name])
+  np.testing.assert_allclose(out["pdis"], 1.5, rtol=1e-6)    # only the finite first step counts
+  padded = data.replace(terminated=jnp.array([[False, True, False], [False, False, False]]),
+                        truncated=jnp.array([[False, False, False], [False, False, True]]))
+  out = ope.estimate_all(padded, log_rho[None], 0.9)
+  np.testing.assert_allclose(out["pdis"], 1.5, rtol=1e-6)    # inf weight on padding: ignored
+  assert np.isposinf(out["tis"]).all()                      # a true overflow stays visible
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda lr, q: (lr[0], q), "log_rho must be"),
+    (lambda lr, q: (lr.at[0, 0, 0].set(jnp.nan), q), "log_rho has 1 NaN"),
+    (lambda lr, q: (lr, q[:, :1]), "q_sa must have"),
+])
+def test_estimate_all_validates_its_inputs(change, message):
+  data, log_rho = _toy([[1.0, 2.0, 3.0], [0.5, -1.0, 4.0]], [0.5, 1.5])
+  lr, q = change(log_rho[None], jnp.zeros((1, 2, 3)))
+  with pytest.raises(est.DataError, match=message):
+    ope.estimate_all(data, lr, 0.9, q, jnp.zeros((1, 2, 3)))

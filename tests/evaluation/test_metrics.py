@@ -72,3 +72,34 @@ def test_all_metrics_shapes():
   for key in ("mse", "relative_error", "rank_correlation", "type_i_error_rate", "regret@k",
               "best@k", "worst@k", "mean@k", "std@k"):
     assert key in out
+
+
+def test_scope_rl_topk_metrics_by_hand():
+  # Estimated order 3, 4, 0, 2, 1 -> true values 8, 12, 10, 15, 20; threshold 11.
+  assert [float(m.kth_at_k(EST, TRUE, k)) for k in (1, 2, 3)] == [8, 12, 10]
+  np.testing.assert_allclose([m.safety_violation_rate_at_k(EST, TRUE, 11.0, k) for k in (1, 2, 3, 4)],
+                             [1, 1 / 2, 2 / 3, 2 / 4], rtol=1e-6)
+  out = m.all_metrics(EST, TRUE, BEHAVIOR, (1, 3), 11.0)
+  np.testing.assert_allclose(out["relative_best@k"], [8 / 9, 12 / 9], rtol=1e-6)
+  np.testing.assert_allclose(out["relative_kth@k"], [8 / 9, 10 / 9], rtol=1e-6)
+  np.testing.assert_allclose(out["safety_violation_rate@k"], [1, 2 / 3], rtol=1e-6)
+
+
+def test_sharpe_ratio_clip():
+  est, true = jnp.array([1.0, 1]), jnp.array([5.0, 5])
+  assert float(m.sharpe_ratio_at_k(est, true, 0.0, 2, clip=True)) == 100.0     # +inf -> 100
+  assert math.isnan(float(m.sharpe_ratio_at_k(EST, TRUE, BEHAVIOR, 1, clip=True)))  # k = 1 kept
+  big = m.sharpe_ratio_at_k(jnp.array([2.0, 1]), jnp.array([1000.0, 999.99]), 0.0, 2, clip=True)
+  assert float(big) == 100.0
+
+
+def test_undefined_cases_are_decided():
+  # relative error leaves out V = 0: only candidate 1 (|3 − 2| / 2) counts.
+  np.testing.assert_allclose(m.relative_error(jnp.array([1.0, 3.0]), jnp.array([0.0, 2.0])), 0.5)
+  assert math.isnan(float(m.relative_error(jnp.array([1.0]), jnp.array([0.0]))))
+  # Constant estimates carry no ranking.
+  assert float(m.rank_correlation(jnp.array([2.0, 2, 2]), TRUE[:3])) == 0.0
+  # One NaN estimate: every metric is NaN, none computed from the others.
+  out = m.all_metrics(EST.at[1].set(jnp.nan), TRUE, BEHAVIOR, (2, 3), 11.0)
+  for key, v in out.items():
+    assert np.isnan(np.asarray(v)).all(), key

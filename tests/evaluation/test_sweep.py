@@ -99,8 +99,7 @@ def swept():
   """4 datasets of 64 trajectories from the pool's (loc 0.4, τ 1) member; every estimator."""
   behavior = jax.tree.map(lambda x: x[2], POOL)
   stochastic = jax.tree.map(lambda x: x[jnp.array([1, 2, 4, 5])], POOL)
-  cfg = FQEConfig(hidden=(16,), num_steps=1000, batch_size=64, target_period=50,
-                  num_action_samples=4)
+  cfg = FQEConfig(hidden=(16,), steps_per_stage=400, batch_size=64, num_action_samples=4)
 
   @jax.jit
   def run(key):
@@ -135,6 +134,24 @@ def test_sweep_estimates_near_truth(swept):
     assert (err < tol).all(), (name, err, truth)
 
 
+def test_summary_hides_no_divergence():
+  """Plain means: a NaN estimate on one of 3 datasets makes that estimator's means NaN and
+  counts as one non-finite dataset; an inf estimate counts too; std@1 is NaN for all."""
+  truth = jnp.asarray([1.0, 2.0, 3.0])
+  good = jnp.asarray([[1.0, 2.0, 3.0], [1.1, 1.9, 3.2], [0.8, 2.5, 2.9]])
+  estimates = {"ok": good, "nan": good.at[1, 0].set(jnp.nan), "inf": good.at[2, 2].set(jnp.inf)}
+  scores = sweep.assess(estimates, truth, 1.5, (1, 2), 1.5)
+  out = sweep.summarize(jax.device_get(estimates), jax.device_get(scores))
+  assert [out[n]["nonfinite_datasets"] for n in ("ok", "nan", "inf")] == [0, 1, 1]
+  mse_ok = np.mean([np.mean((np.asarray(g) - np.asarray(truth)) ** 2) for g in good])
+  np.testing.assert_allclose(out["ok"]["metrics_mean"]["mse"], mse_ok, rtol=1e-5)
+  assert np.isnan(out["nan"]["metrics_mean"]["mse"]) and np.isnan(out["nan"]["metrics_mean"]["regret@k"]).all()
+  assert np.isposinf(out["inf"]["metrics_mean"]["mse"])
+  for n in out:
+    assert np.isnan(out[n]["metrics_mean"]["std@k"][0]) and np.isnan(out[n]["metrics_mean"]["sharpe_ratio@k"][0])
+  assert np.isfinite(out["ok"]["metrics_mean"]["sharpe_ratio@k"][1])
+
+
 def test_assess_matches_metrics(swept):
   _, est, bv = swept
   truth = jnp.asarray(_truth()[[1, 2, 4, 5]], jnp.float32)
@@ -151,7 +168,8 @@ def test_assess_matches_metrics(swept):
     ([], "--workdir is required"),
     (["--workdir=/tmp/x", "--temperatures=0,1"], "mixes deterministic"),
     (["--workdir=/tmp/x", "--behavior_temperature=0"], "behavior_temperature must be > 0"),
-    (["--workdir=/tmp/x", "--fqe_steps=0"], "--fqe_steps must be positive"),
+    (["--workdir=/tmp/x", "--fqe_steps_per_stage=0"], "--fqe_steps_per_stage must be positive"),
+    (["--workdir=/tmp/x", "--kernel=box"], "--kernel must be one of"),
 ])
 def test_ope_sweep_bad_flags(args, message):
   out = subprocess.run([sys.executable, "-m", "experiments.ope_sweep", *args], cwd=ROOT,

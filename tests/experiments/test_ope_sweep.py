@@ -19,7 +19,7 @@ FLAGS = ["--env=brax/inverted_pendulum", "--policy_steps=1024", "--policy_stages
          "--policy_override=num_minibatches=2", "--policy_override=num_epochs=2",
          "--policy_override=policy_hidden=(16,)", "--policy_override=value_hidden=(16,)",
          "--temperatures=0.5,1.0", "--horizon=20", "--num_datasets=2",
-         "--num_trajectories=16", "--true_episodes=32", "--fqe_steps=50"]
+         "--num_trajectories=16", "--true_episodes=32", "--fqe_steps_per_stage=5"]
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +55,20 @@ def test_summary_is_consistent(sweep_dir):
   assert os.path.exists(os.path.join(workdir, "policy", "summary.json"))
   true = np.array([c["true_value"] for c in s["candidates"]])
   assert all(c["true_value_se"] > 0 for c in s["candidates"])
-  bv = np.array(s["behavior"]["value_per_dataset"])
+  bv = s["behavior"]["value"]                                  # V(π_b) by Monte-Carlo
+  assert s["behavior"]["value_se"] > 0 and len(s["behavior"]["logged_mean_return_per_dataset"]) == 2
   assert set(s["estimators"]) == set(ESTIMATORS)
   for name, e in s["estimators"].items():
     est = np.array(e["estimates"])
     assert est.shape == (2, 4) and np.isfinite(est).all(), name
     for d in range(2):
-      want = [metrics.sharpe_ratio_at_k(est[d], true, bv[d], k) for k in (2, 3, 4)]
+      want = [metrics.sharpe_ratio_at_k(est[d], true, bv, k) for k in (2, 3, 4)]
       got = e["metrics_per_dataset"]["sharpe_ratio@k"][d][1:]
       np.testing.assert_allclose(got, np.asarray(want, np.float64), rtol=1e-4, atol=1e-5)
     assert e["metrics_mean"]["sharpe_ratio@k"][0] is None     # undefined at k = 1
+    assert e["nonfinite_datasets"] == 0
+    per = np.array(e["metrics_per_dataset"]["mse"], np.float64)
+    np.testing.assert_allclose(e["metrics_mean"]["mse"], per.mean(), rtol=1e-6)   # a plain mean
 
 
 def test_logged_dataset_loads(sweep_dir):
