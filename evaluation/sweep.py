@@ -5,6 +5,8 @@
     estimates = vmap(estimate)(data, inputs)                            # {name: [S, P]}
     scores = assess(estimates, true_values, behavior_value, ks, threshold)
     summary = summarize(estimates, scores)                              # plain means over S
+    cis = vmap(intervals)(data, inputs, ..., keys)                      # {name: {ci: [S, P, 2]}}
+    by_lower = assess(lower_bounds(cis), ...)                           # selection by lower bound
 
 All of it is pure and vmapped over datasets (S) and candidates (P); `experiments.ope_sweep`
 shards the leading dataset axis over devices.
@@ -22,7 +24,8 @@ from envs import Env
 from evaluation import metrics
 from evaluation.candidates import TanhGaussianFamily
 from evaluation.data import LoggedData, collect, discounted_returns
-from evaluation.ope import FQEConfig, estimate_all, fqe, kernel_log_ratio, log_ratio
+from evaluation.ope import (FQEConfig, confidence_intervals, estimate_all, fqe, kernel_log_ratio,
+                             log_ratio)
 
 
 def collect_datasets(env: Env, family: TanhGaussianFamily, behavior: dict, key: jax.Array,
@@ -62,6 +65,38 @@ def ratios_and_q(data: LoggedData, family: TanhGaussianFamily, pool: dict, disco
 def estimate(data: LoggedData, inputs: dict, discount: float) -> dict:
   """Every estimator for one dataset -> {name: [P]}."""
   return estimate_all(data, inputs["log_ratio"], discount, inputs["q_sa"], inputs["v_s"])
+
+
+def intervals(data: LoggedData, inputs: dict, discount: float, key: jax.Array,
+              alpha: float = 0.05, num_bootstrap: int = 1000) -> dict:
+  """Confidence intervals for one dataset -> {estimator: {interval: [P, 2]}}."""
+  return confidence_intervals(data, inputs["log_ratio"], discount, key, inputs["q_sa"],
+                              inputs["v_s"], alpha, num_bootstrap)
+
+
+def lower_bounds(intervals_: dict) -> dict:
+  """Lower ends as estimates, for selection by lower bound: {"EST/INTERVAL-lower": [S, P]}."""
+  return {f"{name}/{ci}-lower": v[..., 0] for name, per in intervals_.items() for ci, v in per.items()}
+
+
+def interval_summary(intervals_: dict, true_values) -> dict:
+  """Coverage of the true values and mean width, over datasets and candidates.
+
+  intervals_ {estimator: {interval: [S, P, 2]}}, true_values [P] -> {estimator: {interval:
+  {"coverage": share of (dataset, candidate) pairs covered, "coverage_per_candidate": [P],
+  "mean_width": float}}}.
+  """
+  truth = np.asarray(true_values)
+  out = {}
+  for name, per in intervals_.items():
+    out[name] = {}
+    for ci, v in per.items():
+      v = np.asarray(v, np.float64)
+      covered = (v[..., 0] <= truth) & (truth <= v[..., 1])
+      out[name][ci] = {"coverage": float(covered.mean()),
+                       "coverage_per_candidate": covered.mean(0).tolist(),
+                       "mean_width": float(np.mean(v[..., 1] - v[..., 0]))}
+  return out
 
 
 def assess(estimates: dict, true_values: jax.Array, behavior_value: Any,

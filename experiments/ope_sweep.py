@@ -5,15 +5,18 @@ r"""OPE sweep: every estimator over S logged datasets and P candidate policies, 
 Steps: (1) the candidate source is a training run of `--agent` on `--env` with every
 checkpoint kept (`--policy_workdir`, trained here first if it is not there); (2) the
 pool is each checkpoint stage at each `--temperatures` (scale of the policy's standard
-deviation; 0 = deterministic, evaluated with a Gaussian action kernel); (3) true values
-by on-policy Monte-Carlo (`--true_episodes` per candidate, standard errors reported);
-(4) `--num_datasets` fresh datasets of the behaviour candidate; (5) FQE and every
-estimator for every (dataset, candidate) pair, vmapped, the dataset axis sharded over
-the devices (one per core on a CPU); (6) every metric per k.
+deviation; 0 = deterministic, evaluated with `--kernel` truncated to the action box);
+(3) true values and V(π_b) by on-policy Monte-Carlo (`--true_episodes` per candidate,
+standard errors reported); (4) `--num_datasets` fresh datasets of the behaviour
+candidate; (5) FQE (backward induction) and every estimator and confidence interval for
+every (dataset, candidate) pair, vmapped, the dataset axis sharded over the devices (one
+per core on a CPU); (6) every metric per k, as plain means over datasets, with the count
+of datasets where an estimator gave a non-finite estimate.
 
 Writes into --workdir: ope_summary.json (per estimator: estimates per dataset, every
-metric per dataset and mean, per k), ope_table.csv, sharpe_ratio_at_k.png,
-estimated_vs_true.png, and the first dataset with the estimators' inputs
+metric per dataset and mean, per k; confidence intervals with their coverage of the
+true values; the metrics of selection by each interval's lower bound), ope_table.csv,
+sharpe_ratio_at_k.png, estimated_vs_true.png, and the first dataset with the estimators' inputs
 (logged/dataset_0.{npz,json}, logged/ope_inputs_0.npz) for comparisons.
 """
 
@@ -50,6 +53,8 @@ flags.DEFINE_integer("fqe_steps_per_stage", 100, "FQE Adam steps per backward-in
 flags.DEFINE_float("safety_threshold", None, "Threshold of Type I/II errors and safety violations "
                    "(default: V(pi_b) by Monte-Carlo; SCOPE-RL's default is 0).")
 flags.DEFINE_bool("clip_sharpe_ratio", False, "SCOPE-RL's clip of SharpeRatio@k: inf -> 100, then [0, 100].")
+flags.DEFINE_float("alpha", 0.05, "Confidence intervals at level 1 - alpha.")
+flags.DEFINE_integer("num_bootstrap", 1000, "Bootstrap resamples per interval.")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
 
 
@@ -68,7 +73,8 @@ def main(argv):
     _fail("--temperatures mixes deterministic (0) and stochastic candidates; sweep them apart")
   if FLAGS.behavior_temperature <= 0:
     _fail("--behavior_temperature must be > 0 (the behaviour policy needs a density)")
-  for name in ("horizon", "num_datasets", "num_trajectories", "true_episodes", "fqe_steps_per_stage"):
+  for name in ("horizon", "num_datasets", "num_trajectories", "true_episodes", "fqe_steps_per_stage",
+               "num_bootstrap"):
     if getattr(FLAGS, name) <= 0:
       _fail(f"--{name} must be positive")
   kernels = ("gaussian", "epanechnikov", "triangular", "cosine", "uniform")
@@ -76,6 +82,10 @@ def main(argv):
     _fail(f"--kernel must be one of {', '.join(kernels)}, got {FLAGS.kernel!r}")
   if not FLAGS.bandwidth > 0:
     _fail("--bandwidth must be > 0")
+  if not 0 < FLAGS.alpha < 1:
+    _fail("--alpha must be in (0, 1)")
+  if FLAGS.num_trajectories < 2:
+    _fail("--num_trajectories must be >= 2 (confidence intervals)")
   if not 0 <= FLAGS.discount <= 1:
     _fail("--discount must be in [0, 1]")
   if not FLAGS["verbosity"].present:
@@ -137,7 +147,7 @@ def run(temps, deterministic):
   ks = tuple(range(1, num + 1))
 
   key = jax.random.PRNGKey(FLAGS.seed)
-  k_true, k_data, k_fqe = jax.random.split(key, 3)
+  k_true, k_data, k_fqe, k_ci = jax.random.split(key, 4)
   print(f"{num} candidates; true values from {FLAGS.true_episodes} episodes each", file=sys.stderr)
   t = time.time()
   true_fn = jax.jit(lambda p, k: candidates.true_values(
@@ -175,11 +185,20 @@ def run(temps, deterministic):
   t = time.time()
   estimates = jax.block_until_ready(estimate_fn(datasets, inputs))
   estimate_seconds = time.time() - t
+  ci_fn = jax.jit(jax.vmap(lambda d, i, k: sweep.intervals(d, i, FLAGS.discount, k, FLAGS.alpha,
+                                                           FLAGS.num_bootstrap)))
+  t = time.time()
+  cis = jax.device_get(ci_fn(datasets, inputs, jax.random.split(k_ci, FLAGS.num_datasets)))
+  interval_seconds = time.time() - t
   threshold = behavior_value if FLAGS.safety_threshold is None else FLAGS.safety_threshold
   scores = jax.device_get(sweep.assess(estimates, jnp.asarray(true_mean), behavior_value, ks,
                                        threshold, FLAGS.clip_sharpe_ratio))
   estimates = jax.device_get(estimates)
   means = sweep.summarize(estimates, scores)
+  lower = jax.device_get(sweep.lower_bounds(cis))
+  by_lower = sweep.summarize(lower, jax.device_get(sweep.assess(
+      lower, jnp.asarray(true_mean), behavior_value, ks, threshold, FLAGS.clip_sharpe_ratio)))
+  coverage = sweep.interval_summary(cis, true_mean)
 
   names = [n for n in ESTIMATORS if n in estimates]
 
@@ -217,6 +236,15 @@ def run(temps, deterministic):
         "nonfinite_datasets": means[n]["nonfinite_datasets"],
         "metrics_mean": {m: clean(v) for m, v in means[n]["metrics_mean"].items()},
         "metrics_per_dataset": {m: np.where(np.isfinite(v), v, np.nan).tolist() for m, v in per.items()}}
+  summary["intervals"] = {"alpha": FLAGS.alpha, "num_bootstrap": FLAGS.num_bootstrap,
+                          "coverage": coverage,
+                          "per_dataset": {n: {ci: np.asarray(v).tolist() for ci, v in cis[n].items()}
+                                          for n in names}}
+  summary["selection_by_lower_bound"] = {
+      n: {"nonfinite_datasets": v["nonfinite_datasets"],
+          "metrics_mean": {m: clean(x) for m, x in v["metrics_mean"].items()}}
+      for n, v in by_lower.items()}
+  summary["timing"]["interval_seconds"] = interval_seconds
   summary["timing"]["wall_seconds"] = time.time() - t_start
   with open(os.path.join(FLAGS.workdir, "ope_summary.json"), "w") as f:
     json.dump(summary, f, indent=1, allow_nan=True)
@@ -259,7 +287,13 @@ def run(temps, deterministic):
     fmt = lambda x: "nan" if x is None else f"{x:.3g}"
     print(f"| {n} | {summary['estimators'][n]['nonfinite_datasets']} | {fmt(mm['mse'])} | {fmt(mm['rank_correlation'])} | {fmt(mm['regret@k'][0])} | "
           + " | ".join(fmt(x) for x in mm["sharpe_ratio@k"][1:4]) + " |")
-  print(f"timing: FQE {fqe_seconds:.1f}s, estimators {estimate_seconds * 1e3:.1f} ms "
+  print(f"\n{100 * (1 - FLAGS.alpha):.0f}% interval coverage of the true values (mean width)")
+  print("| estimator | " + " | ".join(sorted(coverage[names[0]])) + " |")
+  print("|---" * (1 + len(coverage[names[0]])) + "|")
+  for n in names:
+    print(f"| {n} | " + " | ".join(f"{c['coverage']:.2f} ({c['mean_width']:.3g})"
+                                   for _, c in sorted(coverage[n].items())) + " |")
+  print(f"timing: FQE {fqe_seconds:.1f}s, intervals {interval_seconds:.1f}s, estimators {estimate_seconds * 1e3:.1f} ms "
         f"({summary['timing']['estimates_per_second']:,.0f} estimates/s), wall {summary['timing']['wall_seconds']:.0f}s")
 
 

@@ -71,6 +71,25 @@ def test_summary_is_consistent(sweep_dir):
     np.testing.assert_allclose(e["metrics_mean"]["mse"], per.mean(), rtol=1e-6)   # a plain mean
 
 
+def test_intervals_and_selection_by_lower_bound(sweep_dir):
+  workdir, stdout = sweep_dir
+  with open(os.path.join(workdir, "ope_summary.json")) as f:
+    s = json.load(f)
+  assert "interval coverage" in stdout
+  true = np.array([c["true_value"] for c in s["candidates"]])
+  for name in ESTIMATORS:
+    for ci in ("bootstrap", "hoeffding", "bernstein", "ttest"):
+      v = np.array(s["intervals"]["per_dataset"][name][ci])          # [S, P, 2]
+      assert v.shape == (2, 4, 2) and (v[..., 0] <= v[..., 1]).all(), (name, ci)
+      est = np.array(s["estimators"][name]["estimates"])
+      if ci != "bootstrap":                                          # centred on the estimate
+        np.testing.assert_allclose(v.mean(-1), est, rtol=1e-4, atol=1e-4)
+      covered = ((v[..., 0] <= true) & (true <= v[..., 1])).mean()
+      np.testing.assert_allclose(s["intervals"]["coverage"][name][ci]["coverage"], covered)
+      sel = s["selection_by_lower_bound"][f"{name}/{ci}-lower"]["metrics_mean"]
+      assert len(sel["sharpe_ratio@k"]) == 4 and sel["regret@k"][-1] == pytest.approx(0, abs=1e-4)
+
+
 def test_logged_dataset_loads(sweep_dir):
   workdir, _ = sweep_dir
   data = data_lib.load(os.path.join(workdir, "logged", "dataset_0"))
