@@ -82,21 +82,35 @@ def trajectory_values(data: LoggedData, log_rho: jax.Array, discount: float,
 
 
 def _self_normalized_resampled(data, log_rho, discount, counts, q_sa, v_s) -> dict:
-  """SN estimates recomputed with trajectory multiplicities counts [B, N] -> {name: [B]}."""
+  """SN estimates recomputed with trajectory multiplicities counts [B, N] -> {name: [B]}.
+
+  Each resample shifts the log-weights by its own per-step maximum over the trajectories
+  it drew, so a resample that misses the few trajectories holding most of the weight
+  still gets a finite ratio (a shared shift would underflow it to 0/0). Resamples run in
+  chunks of 64 (`lax.map`), which bounds memory at 64·N·T per candidate.
+  """
   mask = valid_mask(data.terminated, data.truncated)
   gammas = discount ** jnp.arange(data.horizon)
   log_w = jnp.cumsum(log_rho, axis=1)
-  e = jnp.exp(log_w - jnp.max(log_w, axis=0, keepdims=True))        # per-column shift cancels
-  e_prev = jnp.pad(e[:, :-1], ((0, 0), (1, 0)), constant_values=1.0)
+  log_w_prev = jnp.pad(log_w[:, :-1], ((0, 0), (1, 0)))
   returns = jnp.sum(data.reward * mask * gammas, axis=1)
-  ratio = lambda num, den: num / den
-  out = {"sntis": ratio(counts @ _times(e[:, -1], returns, True), counts @ e[:, -1]),
-         "snpdis": jnp.sum(gammas * ratio(counts @ _times(e, data.reward, mask), counts @ e), axis=1)}
-  if q_sa is not None:
-    first = ratio(counts @ _times(e, data.reward - q_sa, mask), counts @ e)
-    second = ratio(counts @ _times(e_prev, v_s, mask), counts @ e_prev)
-    out["sndr"] = jnp.sum(gammas * (first + second), axis=1)
-  return out
+
+  def ratio(c, lw, y):
+    """Σ_i c_i w_i y_i / Σ_i c_i w_i per column, lw, y [N, T'] -> [T']."""
+    drawn = (c > 0)[:, None]
+    m = jnp.max(jnp.where(drawn, lw, -jnp.inf), axis=0, keepdims=True)
+    e = jnp.where(drawn, jnp.exp(lw - m), 0.0) * c[:, None]
+    return jnp.sum(_times(e, y, True), axis=0) / jnp.sum(e, axis=0)
+
+  def one(c):
+    out = {"sntis": ratio(c, log_w[:, -1:], returns[:, None])[0],
+           "snpdis": jnp.sum(gammas * ratio(c, log_w, data.reward * mask))}
+    if q_sa is not None:
+      out["sndr"] = jnp.sum(gammas * (ratio(c, log_w, (data.reward - q_sa) * mask)
+                                      + ratio(c, log_w_prev, v_s * mask)))
+    return out
+
+  return jax.lax.map(one, counts, batch_size=64)
 
 
 def _bounds(x: jax.Array, alpha: float) -> dict:

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from evaluation import ope
-from evaluation.data import DataError
+from evaluation.data import DataError, LoggedData
 from evaluation.ope import estimators as est
 from evaluation.ope import intervals as iv
 from tests.evaluation import tiny_mdp as mdp
@@ -95,3 +95,17 @@ def test_bad_inputs():
   data, lr, q, v = _one_dataset(0, 10)
   with pytest.raises(DataError, match="alpha must be in"):
     iv.confidence_intervals(data, lr, mdp.GAMMA, jax.random.PRNGKey(0), alpha=1.5)
+
+
+def test_ratio_bootstrap_is_finite_when_one_trajectory_holds_the_weight():
+  """Log-weights 150 apart: e^-150 underflows float32. Resamples that miss trajectory 0
+  must still give the ratio of the others (here every reward is 1, so SNTIS is 1·Σγ^t)."""
+  n, t = 20, 3
+  data = LoggedData(obs=jnp.zeros((n, t, 1)), action=jnp.zeros((n, t, 1)), reward=jnp.ones((n, t)),
+                    terminated=jnp.zeros((n, t), bool),
+                    truncated=jnp.zeros((n, t), bool).at[:, -1].set(True),
+                    behavior_log_prob=jnp.zeros((n, t)))
+  log_rho = jnp.zeros((1, n, t)).at[0, 0, 0].set(150.0)
+  out = iv.confidence_intervals(data, log_rho, 0.9, jax.random.PRNGKey(0))
+  for name in ("sntis", "snpdis"):
+    np.testing.assert_allclose(out[name]["bootstrap"], [[2.71, 2.71]], rtol=1e-5)
