@@ -65,6 +65,12 @@ def _fail(message):
 def main(argv):
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}")
+  run(*check_flags())
+
+
+def check_flags() -> tuple[list[float], bool]:
+  """Validates the flags (exits with one clear line), quiets absl, gives the CPU one device
+  per core; -> (temperatures, deterministic). Call before jax is imported."""
   if not FLAGS.workdir:
     _fail("--workdir is required")
   temps = [float(t) for t in FLAGS.temperatures]
@@ -93,22 +99,26 @@ def main(argv):
   os.environ.setdefault("XLA_FLAGS", "")
   if "xla_force_host_platform_device_count" not in os.environ["XLA_FLAGS"]:
     os.environ["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}"
-  run(temps, deterministic)
+  return temps, deterministic
 
 
-def run(temps, deterministic):
+def prepare(temps, deterministic) -> dict:
+  """Steps 1-4 from the flags: candidates, true values and V(π_b), the logged datasets.
+
+  Returns a dict (env, family, pool, behavior, stages, behavior_stage, policy_dir, spec,
+  num, ks, keys, true_mean, true_se, behavior_value, behavior_value_se, true_seconds,
+  datasets [S, N, T], behavior_values [S] (the logged mean returns), sharding, devices).
+  Also used by benchmarks/ope_pipeline.py.
+  """
   # pylint: disable=import-outside-toplevel
   import jax
-  import jax.numpy as jnp
   import numpy as np
 
   import envs
-  from evaluation import candidates, data as data_lib, plots, sweep
-  from evaluation.ope import ESTIMATORS, FQEConfig
+  from evaluation import candidates, sweep
   from experiments import runner
   from experiments.agents import policy_network
 
-  t_start = time.time()
   os.makedirs(FLAGS.workdir, exist_ok=True)
   policy_dir = FLAGS.policy_workdir or os.path.join(FLAGS.workdir, "policy")
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=1,
@@ -144,18 +154,15 @@ def run(temps, deterministic):
   behavior = jax.tree.map(lambda x: x[0], candidates.make_pool(
       [agent.policy_params(params_at(behavior_stage))], [FLAGS.behavior_temperature]))
   num = len(stages) * len(temps)
-  ks = tuple(range(1, num + 1))
 
-  key = jax.random.PRNGKey(FLAGS.seed)
-  k_true, k_data, k_fqe, k_ci = jax.random.split(key, 4)
+  keys = dict(zip(("true", "data", "fqe", "ci"), jax.random.split(jax.random.PRNGKey(FLAGS.seed), 4)))
   print(f"{num} candidates; true values from {FLAGS.true_episodes} episodes each", file=sys.stderr)
   t = time.time()
   true_fn = jax.jit(lambda p, k: candidates.true_values(
       env, family, p, k, FLAGS.true_episodes, FLAGS.horizon, FLAGS.discount))
-  true_mean, true_se = map(np.asarray, true_fn(pool, k_true))
+  true_mean, true_se = map(np.asarray, true_fn(pool, keys["true"]))
   # V(π_b) by the same Monte-Carlo (SharpeRatio@k's baseline, the default threshold).
-  b_mean, b_se = map(np.asarray, true_fn(jax.tree.map(lambda x: x[None], behavior), k_true))
-  behavior_value, behavior_value_se = float(b_mean[0]), float(b_se[0])
+  b_mean, b_se = map(np.asarray, true_fn(jax.tree.map(lambda x: x[None], behavior), keys["true"]))
   true_seconds = time.time() - t
 
   # The dataset axis is sharded over as many devices as divide it (one per core on a CPU).
@@ -165,8 +172,34 @@ def run(temps, deterministic):
         f"on {devices} device(s)", file=sys.stderr)
   datasets = jax.jit(lambda k: sweep.collect_datasets(
       env, family, behavior, k, FLAGS.num_datasets, FLAGS.num_trajectories, FLAGS.horizon),
-                     out_shardings=sharding)(k_data)
-  behavior_values = np.asarray(sweep.behavior_values(datasets, FLAGS.discount))
+                     out_shardings=sharding)(keys["data"])
+  return dict(env=env, family=family, pool=pool, behavior=behavior, stages=stages,
+              behavior_stage=behavior_stage, policy_dir=policy_dir, spec=spec, num=num,
+              ks=tuple(range(1, num + 1)), keys=keys, true_mean=true_mean, true_se=true_se,
+              behavior_value=float(b_mean[0]), behavior_value_se=float(b_se[0]),
+              true_seconds=true_seconds, datasets=datasets,
+              behavior_values=np.asarray(sweep.behavior_values(datasets, FLAGS.discount)),
+              sharding=sharding, devices=devices, deterministic=deterministic)
+
+
+def run(temps, deterministic):
+  # pylint: disable=import-outside-toplevel
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from evaluation import data as data_lib, plots, sweep
+  from evaluation.ope import ESTIMATORS, FQEConfig
+
+  t_start = time.time()
+  ctx = prepare(temps, deterministic)
+  names = ("family", "pool", "stages", "behavior_stage", "policy_dir", "spec", "num", "ks",
+           "true_mean", "true_se", "behavior_value", "behavior_value_se", "true_seconds",
+           "datasets", "behavior_values", "sharding", "devices")
+  (family, pool, stages, behavior_stage, policy_dir, spec, num, ks, true_mean, true_se,
+   behavior_value, behavior_value_se, true_seconds, datasets, behavior_values, sharding,
+   devices) = (ctx[k] for k in names)
+  k_fqe, k_ci = ctx["keys"]["fqe"], ctx["keys"]["ci"]
 
   fqe_config = FQEConfig(steps_per_stage=FLAGS.fqe_steps_per_stage)
   print(f"FQE for {FLAGS.num_datasets} x {num} (dataset, candidate) pairs", file=sys.stderr)
