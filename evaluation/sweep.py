@@ -42,16 +42,19 @@ def collect_datasets(env: Env, family: TanhGaussianFamily, behavior: dict, key: 
 
 def ratios_and_q(data: LoggedData, family: TanhGaussianFamily, pool: dict, discount: float,
                  key: jax.Array, deterministic: bool, bandwidth: float,
-                 fqe_config: FQEConfig, kernel: str = "gaussian") -> dict:
+                 fqe_config: FQEConfig, kernel: str = "gaussian",
+                 kernel_truncate: bool = True) -> dict:
   """For one dataset: log-ratios, Q̂(s_t, a_t), V̂(s_t) of every candidate, each [P, N, T].
 
   Stochastic candidates use their densities; deterministic ones (τ = 0) the action
-  kernel (`kernel`, width `bandwidth`, truncated to the action box).
+  kernel (`kernel`, width `bandwidth`, truncated to the action box unless
+  kernel_truncate=False).
   """
 
   def one(cand, k):
     if deterministic:
-      lr = kernel_log_ratio(data, family.mean_action(cand, data.obs), bandwidth, kernel)
+      lr = kernel_log_ratio(data, family.mean_action(cand, data.obs), bandwidth, kernel,
+                            kernel_truncate)
     else:
       lr = log_ratio(data, family.log_prob(cand, data.obs, data.action))
     q_sa, v_s = fqe(data, lambda c, obs, kk: family.sample(c, obs, kk), cand, discount, k,

@@ -40,6 +40,8 @@ flags.DEFINE_list("stages", [], "Checkpoint steps to use as candidates (default:
 flags.DEFINE_list("temperatures", ["0.5", "1.0", "2.0"], "Std scales of the candidates (0: deterministic).")
 flags.DEFINE_integer("behavior_stage", None, "Checkpoint of the behaviour policy (default: middle).")
 flags.DEFINE_float("behavior_temperature", 1.5, "Std scale of the behaviour policy (> 0).")
+flags.DEFINE_bool("kernel_truncate", True, "Truncate the action kernel to the [-1, 1] box (False: "
+                  "normalised over R as SCOPE-RL's, biased towards 0 near the bounds; for ablations).")
 flags.DEFINE_float("bandwidth", 0.3, "Action-kernel width for deterministic candidates.")
 flags.DEFINE_string("kernel", "gaussian", "Action kernel for deterministic candidates (truncated to [-1, 1]): "
                     "gaussian, epanechnikov, triangular, cosine, uniform.")
@@ -205,7 +207,7 @@ def run(temps, deterministic):
   print(f"FQE for {FLAGS.num_datasets} x {num} (dataset, candidate) pairs", file=sys.stderr)
   inputs_fn = jax.jit(jax.vmap(lambda d, k: sweep.ratios_and_q(
       d, family, pool, FLAGS.discount, k, deterministic, FLAGS.bandwidth, fqe_config,
-      FLAGS.kernel)))
+      FLAGS.kernel, FLAGS.kernel_truncate)))
   t = time.time()
   fqe_keys = jax.random.split(k_fqe, FLAGS.num_datasets)
   if sharding is not None:
@@ -245,6 +247,7 @@ def run(temps, deterministic):
       "horizon": FLAGS.horizon, "discount": FLAGS.discount, "deterministic_targets": deterministic,
       "bandwidth": FLAGS.bandwidth if deterministic else None,
       "kernel": FLAGS.kernel if deterministic else None,
+      "kernel_truncate": FLAGS.kernel_truncate if deterministic else None,
       "fqe": {"method": "backward induction", "steps_per_stage": FLAGS.fqe_steps_per_stage,
               "total_steps": fqe_config.total_steps(FLAGS.horizon)},
       "num_datasets": FLAGS.num_datasets, "num_trajectories": FLAGS.num_trajectories, "ks": list(ks),

@@ -85,11 +85,13 @@ KERNELS = {
 
 
 def log_kernel(action: jax.Array, target_action: jax.Array, bandwidth: float,
-               kernel: str = "gaussian", low: float = -1.0, high: float = 1.0) -> jax.Array:
+               kernel: str = "gaussian", low: float = -1.0, high: float = 1.0,
+               truncate: bool = True) -> jax.Array:
   """log K_h(a | μ) [...]: the product kernel truncated to the box [low, high]^a.
 
   action, target_action [..., a]; each dimension is K((a − μ)/h) / h divided by its
-  mass inside [low, high], so the result is a density over the box.
+  mass inside [low, high], so the result is a density over the box. truncate=False
+  leaves out that division (the kernel normalised over ℝ, as SCOPE-RL's), for ablations.
   """
   if kernel not in KERNELS:
     raise ValueError(f"unknown kernel {kernel!r}; choose from {sorted(KERNELS)}")
@@ -98,14 +100,17 @@ def log_kernel(action: jax.Array, target_action: jax.Array, bandwidth: float,
   log_k, log_mass = KERNELS[kernel]
   mu = jnp.clip(target_action, low, high)
   u = (action - mu) / bandwidth
-  per_dim = log_k(u) - jnp.log(bandwidth) - log_mass((low - mu) / bandwidth, (high - mu) / bandwidth)
+  per_dim = log_k(u) - jnp.log(bandwidth)
+  if truncate:
+    per_dim = per_dim - log_mass((low - mu) / bandwidth, (high - mu) / bandwidth)
   return jnp.sum(per_dim, axis=-1)
 
 
 def kernel_log_ratio(data: LoggedData, target_action: jax.Array, bandwidth: float,
-                     kernel: str = "gaussian") -> jax.Array:
+                     kernel: str = "gaussian", truncate: bool = True) -> jax.Array:
   """log ρ_t [N, T] of a deterministic π_e with actions [N, T, a]: box-truncated kernel."""
-  return log_ratio(data, log_kernel(data.action, target_action, bandwidth, kernel))
+  return log_ratio(data, log_kernel(data.action, target_action, bandwidth, kernel,
+                                    truncate=truncate))
 
 
 def _normalized(log_w: jax.Array) -> jax.Array:

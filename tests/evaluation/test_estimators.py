@@ -284,3 +284,14 @@ def test_estimate_all_validates_its_inputs(change, message):
   lr, q = change(log_rho[None], jnp.zeros((1, 2, 3)))
   with pytest.raises(est.DataError, match=message):
     ope.estimate_all(data, lr, 0.9, q, jnp.zeros((1, 2, 3)))
+
+
+def test_untruncated_kernel_loses_the_mass_outside_the_box():
+  """The ablation switch: without truncation the log-ratio drops by log(mass in box)."""
+  data, _ = _toy([[1.0, 0.0, 0.0]], [1.0])
+  data = data.replace(action=jnp.full((1, 3, 1), 0.9))
+  target = jnp.full((1, 3, 1), 0.96)
+  full = est.kernel_log_ratio(data, target, 0.3)
+  raw = est.kernel_log_ratio(data, target, 0.3, truncate=False)
+  mass = norm.cdf((1 - 0.96) / 0.3) - norm.cdf((-1 - 0.96) / 0.3)
+  np.testing.assert_allclose(raw - full, np.full((1, 3), np.log(mass)), rtol=1e-5)
