@@ -61,9 +61,15 @@ Where this departs from calling SCOPE with its defaults (no installed file is pa
     divide by (mean w + 1e-10): see scope_rl_compare.py's caveats. No weight clipping.
   * FQE is seeded with d3rlpy.seed(meta seed + s) before each dataset; random_state only
     seeds SCOPE's (unused here) initial-state resampling.
-Timings: wall clock on CPU (torch.get_num_threads() threads, recorded); "total" is the sum
-of the three phases plus building the logged dataset and candidate heads. SCOPE's tqdm
-bars go to stderr and are included in the timed phases, as a SCOPE user would get them.
+Timings: wall clock on CPU (torch.get_num_threads() threads, recorded; --threads sets it);
+"total" is the three phases plus building the logged dataset and candidate heads. SCOPE's
+tqdm bars go to stderr and are included in the timed phases, as a SCOPE user gets them.
+Before the timed loop, an untimed warm-up runs the whole pipeline on dataset 0 with 2 FQE
+steps (warmup_seconds in the JSON; --no_warmup skips it), so one-off costs (torch's lazy
+imports on the first optimizer/backward, ~2 s here) do not land in dataset 0's FQE time.
+Each FQE step is a batch of tiny MLP forward/backward passes, so FQE time is dominated by
+per-step PyTorch/d3rlpy overhead and is sensitive to other load on the CPU cores: on a
+busy 2-core machine torch's default 2 threads made it ~50-100x slower than --threads=1.
 """
 
 import argparse
@@ -93,7 +99,8 @@ from scope_rl.policy import ContinuousEvalHead
 ESTIMATORS = [ope.DirectMethod, ope.TrajectoryWiseImportanceSampling,
               ope.PerDecisionImportanceSampling, ope.DoublyRobust, ope.SelfNormalizedTIS,
               ope.SelfNormalizedPDIS, ope.SelfNormalizedDR]
-ACTIVATIONS = {"swish": torch.nn.functional.silu, "relu": torch.relu, "tanh": torch.tanh}
+ACTIVATIONS = {"swish": torch.nn.functional.silu, "silu": torch.nn.functional.silu,
+               "relu": torch.relu, "tanh": torch.tanh}
 PHASES = ("fqe", "estimators", "selection", "total")
 
 
@@ -113,6 +120,8 @@ class CandidateMLP(torch.nn.Module):
         [torch.nn.Parameter(f32(b), requires_grad=False) for b in biases])
     self.register_buffer("obs_mean", f32(obs_mean))
     self.register_buffer("obs_std", f32(obs_std))
+    if activation not in ACTIVATIONS:
+      raise SystemExit(f"meta.json: activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
     self.activation = ACTIVATIONS[activation]
     self.action_size = action_size
     self.obs_clip = float(obs_clip)
@@ -235,10 +244,15 @@ def candidate_heads(policies, meta, state_dim):
 
 
 def scalar(x):
-  """A plain float from SCOPE's metric (rank_correlation and regret are (value, extra) tuples)."""
+  """A plain float (None if missing or not finite) from a SCOPE metric; rank_correlation and
+  regret are (value, p-value / k) tuples, of which the value is kept."""
   if isinstance(x, (tuple, list)):
     x = x[0]
-  return None if x is None else float(x)
+  return None if x is None or not np.isfinite(x) else float(x)
+
+
+def floats(x):
+  return [scalar(v) for v in np.ravel(x)]
 
 
 def run_dataset(data, policies, meta, s, keep_int_cast):
@@ -294,11 +308,9 @@ def run_dataset(data, policies, meta, s, keep_int_cast):
                  "type_ii_error_rate")
   metrics = {e: {k: scalar(selection[e][k]) for k in metric_keys if k in selection[e]}
              for e in est_names}
-  for e in est_names:
-    if "rank_correlation" in selection[e]:  # (coefficient, p-value)
-      metrics[e]["rank_correlation_pvalue"] = scalar(selection[e]["rank_correlation"][1])
-    metrics[e]["topk_mean_true_value"] = [float(v) for v in np.ravel(topk[e]["mean"])] \
-        if "mean" in topk.get(e, {}) else None
+  for e in est_names:  # top-k deployment, k = 1..max_topk
+    metrics[e]["topk_mean_true_value"] = floats(topk[e]["mean"])
+    metrics[e]["topk_safety_violation_rate"] = floats(topk[e]["safety_violation_rate"])
   return {
       "fqe_seconds": t1 - t0, "estimators_seconds": t3 - t2, "selection_seconds": t5 - t4,
       "total_seconds": t5 - t_start, "fqe_grad_steps": fqe_steps, "fqe_batch_size": fqe_batch,
@@ -312,7 +324,12 @@ def main():
   parser.add_argument("--num_datasets", type=int, default=None, help="only the first K datasets")
   parser.add_argument("--keep_int_cast", action="store_true",
                       help="leave SCOPE's astype(int) of the logged continuous actions in place")
+  parser.add_argument("--no_warmup", action="store_true",
+                      help="skip the untimed warm-up run (2 FQE steps on dataset 0)")
+  parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
   args = parser.parse_args()
+  if args.threads is not None:
+    torch.set_num_threads(args.threads)
 
   data, policies, meta = load_inputs(args.dir)
   num_datasets = data["obs"].shape[0]
@@ -323,9 +340,17 @@ def main():
       f"{meta['action_size']}, {meta['num_candidates']} candidates, FQE {meta['fqe']}, "
       f"torch threads {torch.get_num_threads()}")
 
+  warmup_seconds = None
+  if not args.no_warmup:
+    log("warm-up: dataset 0, 2 FQE steps per candidate (untimed in the totals)")
+    t0 = time.perf_counter()
+    run_dataset(data, policies, {**meta, "fqe": {**meta["fqe"], "n_steps": 2}}, 0,
+                args.keep_int_cast)
+    warmup_seconds = time.perf_counter() - t0
+
   per_dataset = []
   for s in range(num_datasets):
-    log(f"dataset {s + 1} of {num_datasets}: fqe ({meta['num_candidates']} candidates)")
+    log(f"dataset {s} ({s + 1} of {num_datasets}): fqe, {meta['num_candidates']} candidates")
     r = run_dataset(data, policies, meta, s, args.keep_int_cast)
     per_dataset.append(r)
     print(f"dataset {s}: fqe {r['fqe_seconds']:.3f}s, estimators {r['estimators_seconds']:.3f}s, "
@@ -337,7 +362,8 @@ def main():
   out = {"versions": {"scope_rl": scope_rl.__version__, "d3rlpy": d3rlpy.__version__,
                       "torch": torch.__version__, "numpy": np.__version__},
          "torch_threads": torch.get_num_threads(), "num_datasets": num_datasets,
-         "keep_int_cast": args.keep_int_cast, "meta": meta, "per_dataset": per_dataset,
+         "keep_int_cast": args.keep_int_cast, "warmup_seconds": warmup_seconds, "meta": meta,
+         "per_dataset": per_dataset,
          "totals": totals}
   path = os.path.join(args.dir, "scope_rl_pipeline.json")
   with open(path, "w") as f:
