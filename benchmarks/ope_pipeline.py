@@ -69,7 +69,8 @@ def export(ctx, out_dir, fqe_config):
           "activation": ctx["family"].policy_net.activation, "action_size": int(data.action.shape[-1]),
           "obs_clip": 10.0, "gamma": FLAGS.discount, "bandwidth": FLAGS.bandwidth,
           "fqe": {"hidden": list(fqe_config.hidden), "learning_rate": fqe_config.learning_rate,
-                  "batch_size": int(n), "n_steps": fqe_config.total_steps(horizon)},
+                  "batch_size": int(min(n, fqe_config.batch_size)),
+                  "n_steps": fqe_config.total_steps(horizon)},
           "true_values": [float(v) for v in ctx["true_mean"]],
           "behavior_value": ctx["behavior_value"], "safety_threshold": float(threshold),
           "max_topk": ctx["num"], "seed": FLAGS.seed}
@@ -91,11 +92,13 @@ def time_ours(ctx, fqe_config):
 
   def fqe_part(data, keys):
     return jax.vmap(lambda d, k: sweep.ratios_and_q(
-        d, family, pool, FLAGS.discount, k, True, FLAGS.bandwidth, fqe_config, FLAGS.kernel))(data, keys)
+        d, family, pool, FLAGS.discount, k, True, FLAGS.bandwidth, fqe_config, FLAGS.kernel,
+        FLAGS.kernel_truncate))(data, keys)
 
   def rest(data, inputs):
     est = jax.vmap(lambda d, i: sweep.estimate(d, i, FLAGS.discount))(data, inputs)
-    return est, sweep.assess(est, true, ctx["behavior_value"], ctx["ks"], threshold)
+    return est, sweep.assess(est, true, ctx["behavior_value"], ctx["ks"], threshold,
+                             FLAGS.clip_sharpe_ratio)
 
   whole = jax.jit(lambda d, k: rest(d, fqe_part(d, k)))
   keys = jax.random.split(ctx["keys"]["fqe"], FLAGS.num_datasets)

@@ -7,8 +7,9 @@ reset:
     action [N, T, a] float32      action taken, in [-1, 1]^a
     reward [N, T] float32
     terminated [N, T] bool        the step entered a terminal state
-    truncated [N, T] bool         the step hit the episode limit (the last step, t = T-1,
-                                  of an episode that did not terminate)
+    truncated [N, T] bool         the step hit the episode limit or the horizon (t = T-1)
+                                  without terminating; estimators and FQE end the
+                                  trajectory there either way
     behavior_log_prob [N, T] f32  log pi_b(a_t | s_t) (a density: continuous actions)
 
 plus metadata (env, behaviour policy id, discount, seed, ...). After an episode's

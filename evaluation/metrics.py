@@ -23,7 +23,7 @@ to V(π_b) in `experiments.ope_sweep`; SCOPE-RL's default threshold is 0 (its
 
 Undefined cases: std@1 and SharpeRatio@1 are NaN; relative_error leaves out candidates
 with V = 0; rank_correlation is 0 for constant estimates; relative_*@k are NaN when
-V(π_b) = 0.
+V(π_b) = 0; every metric is NaN when an estimate is not finite.
 """
 
 from __future__ import annotations
@@ -146,8 +146,9 @@ def all_metrics(estimated_values, true_values, behavior_value, ks, threshold,
   """Every metric: scalars, plus per-k arrays [len(ks)] for the @k ones.
 
   `relative_*@k` are the @k values divided by V(π_b) (SCOPE-RL's relative policy value;
-  NaN if V(π_b) = 0). If any estimate is NaN (a diverged estimator), every metric is NaN:
-  a ranking or an error computed from the other candidates would flatter it.
+  NaN if V(π_b) = 0). If any estimate is not finite (NaN or ±inf: a diverged estimator),
+  every metric is NaN: a ranking or an error computed from the other candidates would
+  flatter it.
   """
   out = {"mse": mse(estimated_values, true_values),
          "relative_error": relative_error(estimated_values, true_values),
@@ -166,5 +167,5 @@ def all_metrics(estimated_values, true_values, behavior_value, ks, threshold,
   out["sharpe_ratio@k"] = jnp.stack(
       [sharpe_ratio_at_k(estimated_values, true_values, behavior_value, k, clip_sharpe_ratio)
        for k in ks])
-  diverged = jnp.isnan(estimated_values).any()
+  diverged = ~jnp.isfinite(estimated_values).all()
   return jax.tree.map(lambda x: jnp.where(diverged, jnp.nan, x), out)

@@ -92,6 +92,8 @@ def check_flags() -> tuple[list[float], bool]:
     _fail("--bandwidth must be > 0")
   if not 0 < FLAGS.alpha < 1:
     _fail("--alpha must be in (0, 1)")
+  if FLAGS.num_bootstrap < 2:
+    _fail("--num_bootstrap must be >= 2")
   if FLAGS.num_trajectories < 2:
     _fail("--num_trajectories must be >= 2 (confidence intervals)")
   if not 0 <= FLAGS.discount <= 1:
@@ -238,9 +240,15 @@ def run(temps, deterministic):
   names = [n for n in ESTIMATORS if n in estimates]
 
   def clean(x):
-    x = np.asarray(x, np.float64)
-    return [None if not np.isfinite(v) else float(v) for v in x.ravel()] if x.ndim else (
-        None if not np.isfinite(x) else float(x))
+    """A tree of floats/arrays for strict JSON: NaN (undefined) -> null, ±inf -> "inf"/"-inf"."""
+    if isinstance(x, dict):
+      return {k: clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.ndim > 0):
+      return [clean(v) for v in x]
+    if isinstance(x, (float, np.floating)) or (isinstance(x, np.ndarray) and x.ndim == 0):
+      v = float(x)
+      return None if np.isnan(v) else ("inf" if v > 0 else "-inf") if np.isinf(v) else v
+    return x
 
   summary = {
       "env": FLAGS.env, "agent": spec.agent, "policy_workdir": policy_dir,
@@ -270,20 +278,21 @@ def run(temps, deterministic):
     summary["estimators"][n] = {
         "estimates": np.asarray(estimates[n]).tolist(),
         "nonfinite_datasets": means[n]["nonfinite_datasets"],
-        "metrics_mean": {m: clean(v) for m, v in means[n]["metrics_mean"].items()},
-        "metrics_per_dataset": {m: np.where(np.isfinite(v), v, np.nan).tolist() for m, v in per.items()}}
+        "metrics_mean": means[n]["metrics_mean"],
+        "metrics_per_dataset": per}
   summary["intervals"] = {"alpha": FLAGS.alpha, "num_bootstrap": FLAGS.num_bootstrap,
                           "coverage": coverage,
                           "per_dataset": {n: {ci: np.asarray(v).tolist() for ci, v in cis[n].items()}
                                           for n in names}}
   summary["selection_by_lower_bound"] = {
       n: {"nonfinite_datasets": v["nonfinite_datasets"],
-          "metrics_mean": {m: clean(x) for m, x in v["metrics_mean"].items()}}
+          "metrics_mean": v["metrics_mean"]}
       for n, v in by_lower.items()}
   summary["timing"]["interval_seconds"] = interval_seconds
   summary["timing"]["wall_seconds"] = time.time() - t_start
+  summary = clean(summary)
   with open(os.path.join(FLAGS.workdir, "ope_summary.json"), "w") as f:
-    json.dump(summary, f, indent=1, allow_nan=True)
+    json.dump(summary, f, indent=1, allow_nan=False)
 
   with open(os.path.join(FLAGS.workdir, "ope_table.csv"), "w", newline="") as f:
     w = csv.writer(f)
@@ -320,7 +329,7 @@ def run(temps, deterministic):
   print("|---" * (5 + len(ks[1:4])) + "|")
   for n in names:
     mm = summary["estimators"][n]["metrics_mean"]
-    fmt = lambda x: "nan" if x is None else f"{x:.3g}"
+    fmt = lambda x: "nan" if x is None else x if isinstance(x, str) else f"{x:.3g}"
     print(f"| {n} | {summary['estimators'][n]['nonfinite_datasets']} | {fmt(mm['mse'])} | {fmt(mm['rank_correlation'])} | {fmt(mm['regret@k'][0])} | "
           + " | ".join(fmt(x) for x in mm["sharpe_ratio@k"][1:4]) + " |")
   print(f"\n{100 * (1 - FLAGS.alpha):.0f}% interval coverage of the true values (mean width)")

@@ -114,9 +114,16 @@ def kernel_log_ratio(data: LoggedData, target_action: jax.Array, bandwidth: floa
 
 
 def _normalized(log_w: jax.Array) -> jax.Array:
-  """w / mean_i w per column, from log w [N, T], stably (one exp per entry)."""
-  e = jnp.exp(log_w - jnp.max(log_w, axis=0, keepdims=True))
-  return e * (log_w.shape[0] / jnp.sum(e, axis=0, keepdims=True))
+  """w / mean_i w per column, from log w [N, T], stably (one exp per entry).
+
+  A column where every weight is 0 (log w = −inf: e.g. a compact kernel whose support
+  misses every logged action) has no normalised weights: it is NaN, deliberately, and
+  so is the SN estimate (0/0: no trajectory carries information about that step).
+  """
+  m = jnp.max(log_w, axis=0, keepdims=True)
+  e = jnp.exp(log_w - jnp.where(jnp.isfinite(m), m, 0.0))
+  total = jnp.sum(e, axis=0, keepdims=True)
+  return jnp.where(total > 0, e * (log_w.shape[0] / jnp.where(total > 0, total, 1.0)), jnp.nan)
 
 
 def _weights(log_rho: jax.Array, self_normalized: bool):
@@ -144,7 +151,7 @@ def _times(w: jax.Array, x: jax.Array, keep) -> jax.Array:
 def _tis(returns: jax.Array, log_rho: jax.Array, self_normalized: bool) -> jax.Array:
   log_w = jnp.sum(log_rho, axis=1)
   if self_normalized:
-    return jnp.sum(_times(jax.nn.softmax(log_w), returns, True))
+    return jnp.mean(_times(_normalized(log_w[:, None])[:, 0], returns, True))
   return jnp.mean(_times(jnp.exp(log_w), returns, True))
 
 
@@ -215,6 +222,8 @@ def estimate_all(data: LoggedData, log_rho: jax.Array, discount: float,
         p, i, j = np.argwhere(bad)[0]
         raise DataError(f"log_rho has {int(bad.sum())} {what} values on valid steps (first at "
                         f"candidate {p}, trajectory {i}, step {j}); check the target log-probabilities")
+  mask = valid_mask(data.terminated, data.truncated)
+  log_rho = jnp.where(mask, log_rho, 0.0)          # padding carries ρ = 1, whatever was there
   returns = _returns(data, discount)
 
   def one(lr, q, v):

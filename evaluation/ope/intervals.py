@@ -10,7 +10,8 @@ are (two-sided, level 1 − α, n trajectories, X̄ and s² = the mean and the d
   bernstein  X̄ ± [√(2 s² log(4/α) / n) + 7 R log(4/α) / (3(n − 1))]
                                             (Maurer & Pontil 2009, Thm 4, δ = α/2 a side)
   bootstrap  the α/2 and 1 − α/2 percentiles of the estimate recomputed on B resamples
-             of the trajectories (with replacement)
+             of the trajectories (with replacement); for SN forms, resamples where no
+             drawn trajectory has weight at some step (0/0) are left out
 
 R is the range of X, which Hoeffding's and Bernstein's bounds presume known; we plug in
 the observed max − min (nothing bounds importance-weighted returns a priori), so the two
@@ -54,6 +55,7 @@ def trajectory_values(data: LoggedData, log_rho: jax.Array, discount: float,
   weights (their mean is the SN estimate).
   """
   mask = valid_mask(data.terminated, data.truncated)
+  log_rho = jnp.where(mask, log_rho, 0.0)
   gammas = discount ** jnp.arange(data.horizon)
   returns = jnp.sum(data.reward * mask * gammas, axis=1)
   w, w_prev = _weights(log_rho, False)
@@ -87,11 +89,11 @@ def _self_normalized_resampled(data, log_rho, discount, counts, q_sa, v_s) -> di
   Each resample shifts the log-weights by its own per-step maximum over the trajectories
   it drew, so a resample that misses the few trajectories holding most of the weight
   still gets a finite ratio (a shared shift would underflow it to 0/0). Resamples run in
-  chunks of 64 (`lax.map`), which bounds memory at 64·N·T per candidate.
+  chunks of 16 (`lax.map`): memory 16·N·T per (dataset, candidate) pair being vmapped.
   """
   mask = valid_mask(data.terminated, data.truncated)
   gammas = discount ** jnp.arange(data.horizon)
-  log_w = jnp.cumsum(log_rho, axis=1)
+  log_w = jnp.cumsum(jnp.where(mask, log_rho, 0.0), axis=1)
   log_w_prev = jnp.pad(log_w[:, :-1], ((0, 0), (1, 0)))
   returns = jnp.sum(data.reward * mask * gammas, axis=1)
 
@@ -99,8 +101,12 @@ def _self_normalized_resampled(data, log_rho, discount, counts, q_sa, v_s) -> di
     """Σ_i c_i w_i y_i / Σ_i c_i w_i per column, lw, y [N, T'] -> [T']."""
     drawn = (c > 0)[:, None]
     m = jnp.max(jnp.where(drawn, lw, -jnp.inf), axis=0, keepdims=True)
-    e = jnp.where(drawn, jnp.exp(lw - m), 0.0) * c[:, None]
-    return jnp.sum(_times(e, y, True), axis=0) / jnp.sum(e, axis=0)
+    e = jnp.where(drawn, jnp.exp(lw - jnp.where(jnp.isfinite(m), m, 0.0)), 0.0) * c[:, None]
+    total = jnp.sum(e, axis=0)
+    # 0/0 (no drawn trajectory has weight at a step) is an undefined resample: NaN,
+    # left out of the percentiles.
+    return jnp.where(total > 0, jnp.sum(_times(e, y, True), axis=0) / jnp.where(total > 0, total, 1.0),
+                     jnp.nan)
 
   def one(c):
     out = {"sntis": ratio(c, log_w[:, -1:], returns[:, None])[0],
@@ -110,7 +116,7 @@ def _self_normalized_resampled(data, log_rho, discount, counts, q_sa, v_s) -> di
                                       + ratio(c, log_w_prev, v_s * mask)))
     return out
 
-  return jax.lax.map(one, counts, batch_size=64)
+  return jax.lax.map(one, counts, batch_size=16)
 
 
 def _bounds(x: jax.Array, alpha: float) -> dict:
@@ -148,13 +154,14 @@ def confidence_intervals(data: LoggedData, log_rho: jax.Array, discount: float, 
 
   def one(lr, q, v):
     values = trajectory_values(data, lr, discount, q, v)
-    boot = {k: counts @ x / n for k, x in values.items() if not k.startswith("sn")}
+    boot = {k: jnp.sum(jnp.where(counts > 0, counts * x, 0.0), axis=1) / n
+            for k, x in values.items() if not k.startswith("sn")}
     boot.update(_self_normalized_resampled(data, lr, discount, counts, q, v))
     out = {}
     for name, x in values.items():
       out[name] = _bounds(x, alpha)
-      out[name]["bootstrap"] = jnp.stack([jnp.percentile(boot[name], q_lo),
-                                          jnp.percentile(boot[name], q_hi)])
+      out[name]["bootstrap"] = jnp.stack([jnp.nanpercentile(boot[name], q_lo),
+                                          jnp.nanpercentile(boot[name], q_hi)])
     return out
 
   if q_sa is None:

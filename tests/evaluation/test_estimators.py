@@ -295,3 +295,26 @@ def test_untruncated_kernel_loses_the_mass_outside_the_box():
   raw = est.kernel_log_ratio(data, target, 0.3, truncate=False)
   mass = norm.cdf((1 - 0.96) / 0.3) - norm.cdf((-1 - 0.96) / 0.3)
   np.testing.assert_allclose(raw - full, np.full((1, 3), np.log(mass)), rtol=1e-5)
+
+
+def test_padding_log_ratios_are_ignored():
+  data, log_rho = _toy([[1.0, 5.0, 7.0], [2.0, 1.0, 1.0]], [2.0, 0.5])
+  data = data.replace(terminated=jnp.array([[True, False, False], [False, False, False]]),
+                      truncated=jnp.array([[False, False, False], [False, False, True]]))
+  clean = ope.estimate_all(data, log_rho[None], 0.9)
+  dirty = ope.estimate_all(data, log_rho.at[0, 1:].set(jnp.array([jnp.nan, 5.0]))[None], 0.9)
+  for name in clean:
+    np.testing.assert_allclose(dirty[name], clean[name], rtol=1e-6, err_msg=name)
+
+
+def test_all_zero_weights_make_the_self_normalized_forms_undefined():
+  """A compact kernel whose support misses every logged action at a step: the plain
+  forms are 0 from there on, the SN forms 0/0 = NaN (documented), never a silent 0."""
+  data, _ = _toy([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [1.0, 1.0])
+  data = data.replace(action=jnp.full((2, 3, 1), 0.9))
+  target = jnp.zeros((2, 3, 1)).at[:, 1].set(-0.9)            # 1.8 away at t = 1, h = 0.5
+  lr = est.kernel_log_ratio(data, target, 0.5, "epanechnikov")
+  assert np.isneginf(np.asarray(lr)[:, 1]).all()
+  out = ope.estimate_all(data, lr[None], 0.9)
+  assert np.isfinite(out["pdis"]).all() and np.isfinite(out["tis"]).all()
+  assert np.isnan(out["snpdis"]).all() and np.isnan(out["sntis"]).all()

@@ -109,3 +109,17 @@ def test_ratio_bootstrap_is_finite_when_one_trajectory_holds_the_weight():
   out = iv.confidence_intervals(data, log_rho, 0.9, jax.random.PRNGKey(0))
   for name in ("sntis", "snpdis"):
     np.testing.assert_allclose(out[name]["bootstrap"], [[2.71, 2.71]], rtol=1e-5)
+
+
+def test_ratio_bootstrap_leaves_out_undefined_resamples():
+  """One trajectory keeps its weight, the others have none (log w = −inf): the SN estimate
+  is that trajectory's return; resamples that miss it are 0/0 and are left out."""
+  n, t = 10, 2
+  data = LoggedData(obs=jnp.zeros((n, t, 1)), action=jnp.zeros((n, t, 1)),
+                    reward=jnp.arange(1.0, n + 1)[:, None].repeat(t, 1),
+                    terminated=jnp.zeros((n, t), bool),
+                    truncated=jnp.zeros((n, t), bool).at[:, -1].set(True),
+                    behavior_log_prob=jnp.zeros((n, t)))
+  log_rho = jnp.full((1, n, t), -jnp.inf).at[0, 3].set(0.0)
+  out = iv.confidence_intervals(data, log_rho, 0.5, jax.random.PRNGKey(0))
+  np.testing.assert_allclose(out["sntis"]["bootstrap"], [[6.0, 6.0]], rtol=1e-6)   # 4 + 0.5 * 4

@@ -99,7 +99,8 @@ def test_undefined_cases_are_decided():
   assert math.isnan(float(m.relative_error(jnp.array([1.0]), jnp.array([0.0]))))
   # Constant estimates carry no ranking.
   assert float(m.rank_correlation(jnp.array([2.0, 2, 2]), TRUE[:3])) == 0.0
-  # One NaN estimate: every metric is NaN, none computed from the others.
-  out = m.all_metrics(EST.at[1].set(jnp.nan), TRUE, BEHAVIOR, (2, 3), 11.0)
-  for key, v in out.items():
-    assert np.isnan(np.asarray(v)).all(), key
+  # One NaN or infinite estimate: every metric is NaN, none computed from the others.
+  for bad in (jnp.nan, jnp.inf, -jnp.inf):
+    out = m.all_metrics(EST.at[1].set(bad), TRUE, BEHAVIOR, (2, 3), 11.0)
+    for key, v in out.items():
+      assert np.isnan(np.asarray(v)).all(), (bad, key)
