@@ -19,7 +19,8 @@ FLAGS = ["--env=brax/inverted_pendulum", "--policy_steps=1024", "--policy_stages
          "--policy_override=num_minibatches=2", "--policy_override=num_epochs=2",
          "--policy_override=policy_hidden=(16,)", "--policy_override=value_hidden=(16,)",
          "--temperatures=0.5,1.0", "--horizon=20", "--num_datasets=2",
-         "--num_trajectories=16", "--true_episodes=32", "--fqe_steps_per_stage=5"]
+         "--num_trajectories=16", "--true_episodes=32", "--fqe_steps_per_stage=5",
+         "--num_bootstrap=100"]
 
 
 @pytest.fixture(scope="module")
