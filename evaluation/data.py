@@ -103,6 +103,21 @@ def collect(env: Env, policy: Callable, log_prob: Callable, key: jax.Array,
   return LoggedData(**traj)
 
 
+_NDIM = {"obs": 3, "action": 3, "terminated": 2, "truncated": 2, "behavior_log_prob": 2}
+
+
+def _shape_problems(shapes: dict[str, tuple]) -> list[str]:
+  """One message per array whose shape does not fit [N, T(, ...)]; a reward that is not
+  [N, T] or empty data raises DataError at once."""
+  if len(shapes["reward"]) != 2:
+    raise DataError(f"reward must be [N, T], got shape {shapes['reward']}")
+  n, t = shapes["reward"]
+  if n == 0 or t == 0:
+    raise DataError(f"logged data is empty: N={n} trajectories of T={t} steps")
+  return [f"{k} must have shape [N={n}, T={t}{', ...' if nd == 3 else ''}], got {shapes[k]}"
+          for k, nd in _NDIM.items() if len(shapes[k]) != nd or tuple(shapes[k][:2]) != (n, t)]
+
+
 def validate(arrays: dict[str, Any]) -> None:
   """Raises DataError listing every problem of a dict of the ARRAYS (numpy or jax)."""
   problems = []
@@ -110,16 +125,7 @@ def validate(arrays: dict[str, Any]) -> None:
   if missing:
     raise DataError(f"logged data lacks arrays: {', '.join(missing)}")
   a = {k: np.asarray(arrays[k]) for k in ARRAYS}
-  if a["reward"].ndim != 2:
-    raise DataError(f"reward must be [N, T], got shape {a['reward'].shape}")
-  n, t = a["reward"].shape
-  if n == 0 or t == 0:
-    raise DataError(f"logged data is empty: N={n} trajectories of T={t} steps")
-  expect = {"obs": 3, "action": 3, "terminated": 2, "truncated": 2, "behavior_log_prob": 2}
-  for k, nd in expect.items():
-    if a[k].ndim != nd or a[k].shape[:2] != (n, t):
-      problems.append(f"{k} must have shape [N={n}, T={t}{', ...' if nd == 3 else ''}], "
-                      f"got {a[k].shape}")
+  problems += _shape_problems({k: a[k].shape for k in ARRAYS})
   for k in ("terminated", "truncated"):
     if a[k].dtype != np.bool_:
       problems.append(f"{k} must be bool, got {a[k].dtype}")
@@ -189,14 +195,11 @@ def check(data: LoggedData, discount: float | None = None, batch_dims: int = 0) 
             for k, v in arrays.items()}
     validate(flat)
   else:
-    n, t = arrays["reward"].shape[batch_dims:]
-    if n == 0 or t == 0:
-      raise DataError(f"logged data is empty: N={n} trajectories of T={t} steps")
-    for k in ARRAYS:
-      nd = 3 if k in ("obs", "action") else 2
-      if arrays[k].ndim != batch_dims + nd or arrays[k].shape[:batch_dims + 2] != lead + (n, t):
-        raise DataError(f"{k} must have shape [N={n}, T={t}{', ...' if nd == 3 else ''}], "
-                        f"got {arrays[k].shape}")
+    problems = _shape_problems({k: x.shape[batch_dims:] for k, x in arrays.items()})
+    problems += [f"{k} has leading axes {x.shape[:batch_dims]}, reward {lead}"
+                 for k, x in arrays.items() if x.shape[:batch_dims] != lead]
+    if problems:
+      raise DataError("; ".join(problems))
 
 
 def save(data: LoggedData, path: str) -> None:

@@ -197,12 +197,12 @@ def run(temps, deterministic):
 
   t_start = time.time()
   ctx = prepare(temps, deterministic)
-  names = ("family", "pool", "stages", "behavior_stage", "policy_dir", "spec", "num", "ks",
-           "true_mean", "true_se", "behavior_value", "behavior_value_se", "true_seconds",
-           "datasets", "behavior_values", "sharding", "devices")
   (family, pool, stages, behavior_stage, policy_dir, spec, num, ks, true_mean, true_se,
    behavior_value, behavior_value_se, true_seconds, datasets, behavior_values, sharding,
-   devices) = (ctx[k] for k in names)
+   devices) = (ctx[k] for k in (
+       "family", "pool", "stages", "behavior_stage", "policy_dir", "spec", "num", "ks",
+       "true_mean", "true_se", "behavior_value", "behavior_value_se", "true_seconds",
+       "datasets", "behavior_values", "sharding", "devices"))
   k_fqe, k_ci = ctx["keys"]["fqe"], ctx["keys"]["ci"]
 
   fqe_config = FQEConfig(steps_per_stage=FLAGS.fqe_steps_per_stage)

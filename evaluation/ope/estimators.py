@@ -213,16 +213,15 @@ def estimate_all(data: LoggedData, log_rho: jax.Array, discount: float,
     for name, x in (("q_sa", q_sa), ("v_s", v_s)):
       if x.shape != log_rho.shape:
         raise DataError(f"{name} must have log_rho's shape {log_rho.shape}, got {x.shape}")
-  if not isinstance(log_rho, jax.core.Tracer):
-    mask = np.asarray(valid_mask(data.terminated, data.truncated))
-    lr = np.asarray(log_rho)
+  mask = valid_mask(data.terminated, data.truncated)
+  if not isinstance(log_rho, jax.core.Tracer) and not isinstance(mask, jax.core.Tracer):
+    lr, valid = np.asarray(log_rho), np.asarray(mask)[None]
     for what, bad in (("NaN", np.isnan(lr)), ("+inf", np.isposinf(lr))):
-      bad = bad & mask[None]
+      bad = bad & valid
       if bad.any():
         p, i, j = np.argwhere(bad)[0]
         raise DataError(f"log_rho has {int(bad.sum())} {what} values on valid steps (first at "
                         f"candidate {p}, trajectory {i}, step {j}); check the target log-probabilities")
-  mask = valid_mask(data.terminated, data.truncated)
   log_rho = jnp.where(mask, log_rho, 0.0)          # padding carries ρ = 1, whatever was there
   returns = _returns(data, discount)
 

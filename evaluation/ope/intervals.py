@@ -68,18 +68,17 @@ def trajectory_values(data: LoggedData, log_rho: jax.Array, discount: float,
   # normalised to mean 1 per step (the ratio estimator's influence values).
   w, w_prev = _weights(log_rho, True)
 
-  def linearised(wt, y):
-    """θ̂ + ψ_i for Σ_t γ^t mean_i(w̃ y) with w̃, y [N, T'] (T' = T or 1) -> [N]."""
+  def linearised(wt, y, g):
+    """θ̂ + ψ_i for Σ_t g_t mean_i(w̃ y), with w̃, y [N, T'] and g [T'] -> [N]."""
     wy = _times(wt, y, True)
     col = jnp.mean(wy, axis=0, keepdims=True)
-    g = gammas[: wt.shape[1]] if wt.shape[1] > 1 else 1.0
     return jnp.sum(g * col) + jnp.sum(g * (wy - wt * col), axis=1)
 
-  out["sntis"] = linearised(w[:, -1:], returns[:, None])
-  out["snpdis"] = linearised(w, data.reward * mask)
+  out["sntis"] = linearised(w[:, -1:], returns[:, None], jnp.ones(1))   # γ^t is in the returns
+  out["snpdis"] = linearised(w, data.reward * mask, gammas)
   if q_sa is not None:
-    out["sndr"] = (linearised(w, (data.reward - q_sa) * mask) + linearised(w_prev, v_s * mask)
-)
+    out["sndr"] = (linearised(w, (data.reward - q_sa) * mask, gammas)
+                   + linearised(w_prev, v_s * mask, gammas))
   return out
 
 
