@@ -1,16 +1,25 @@
-r"""dmc/ (MJX via Playground) against dmc_native/ (dm_control): observations and returns.
+r"""dmc/ (MJX via Playground) against dmc_native/ (dm_control): returns, task by task.
 
-    python -m benchmarks.dmc_parity --tasks=cartpole_balance --episodes=50 \
-        --workdir=runs/ppo_cartpole      # a run of experiments.train on dmc/<task>
+    python -m benchmarks.dmc_parity --tasks=all --episodes=100 --out=benchmarks/figures/dmc_parity
+    python -m benchmarks.dmc_parity --tasks=cartpole_swingup --workdirs=runs/sac_cartpole_swingup
     python -m benchmarks.dmc_parity --obs_table   # every dmc/ task, first-step check
 
-Returns: the same policy (seed 0 of --workdir's last checkpoint, deterministic; or, with
-no workdir, a fixed linear feedback policy) is run for --episodes episodes on each
-backend from their own random initial states; prints the means, standard errors and
-the gap. --obs_table copies the native initial physics state (qpos, qvel) into MJX,
-applies one zero action on both and reports the largest observation difference and
-the indices that differ by more than 1e-2.
+Returns: one policy runs --episodes episodes on dmc/ (for each --fidelity: 'dm_control',
+the corrected default of `envs.make`, and 'playground', the port as shipped) and on
+dmc_native/, each from its own random initial states. The policy is the fixed linear
+feedback tanh(0.3 · obs @ G), G ~ N(0, 1) from PRNGKey(0), or, for a task with a
+training run in --workdirs (`experiments.train` on dmc/<task>), seed 0 of its last
+checkpoint, deterministic. Each row: means ± SE, the gap in % of the native mean and in
+SE of the difference, and the verdict `match` when |gap| ≤ 2% or ≤ 2 SE (issue 13's
+target), else `DIFFERS`. With --out, rows go to <out>.json and a plot to <out>.png.
+
+--obs_table copies the native initial physics state (qpos, qvel) into dm/ (corrected),
+applies one zero action on both and reports the largest observation difference and the
+indices that differ by more than 1e-2.
 """
+
+import json
+import time
 
 import jax
 import jax.numpy as jnp
@@ -18,40 +27,75 @@ import numpy as np
 from absl import app, flags, logging
 
 import envs
+from benchmarks.dmc_common import TOLERANCE_PCT, compare, linear_policy
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("tasks", ["cartpole_balance"], "DMC tasks (domain_task) for the returns check.")
+flags.DEFINE_list("tasks", ["cartpole_balance"], "DMC tasks (domain_task), or 'all'.")
 flags.DEFINE_integer("episodes", 50, "Episodes per backend.")
-flags.DEFINE_string("workdir", None, "experiments.train workdir whose policy to run.")
+flags.DEFINE_list("fidelity", ["dm_control", "playground"], "dmc/ fidelity modes compared.")
+flags.DEFINE_list("workdirs", [], "experiments.train workdirs on dmc/<task>: their policy "
+                  "replaces the linear one on that task.")
+flags.DEFINE_string("out", None, "Output prefix for .json and .png (optional).")
 flags.DEFINE_bool("obs_table", False, "Also check first-step observations on every dmc/ task.")
 
-
-def _policy(task, env):
-  if FLAGS.workdir is None:
-    gain = jax.random.normal(jax.random.PRNGKey(0), (env.observation_size, env.action_size))
-    return lambda obs, key: jnp.tanh(0.3 * obs @ gain), "fixed linear feedback"
-  from experiments import runner  # pylint: disable=import-outside-toplevel
-  state = runner.load_state(FLAGS.workdir)
-  _, run_env, agent = runner.build(runner.RunSpec(**runner.read_spec(FLAGS.workdir)))
-  assert run_env.name == f"dmc/{task}", f"{FLAGS.workdir} trained {run_env.name}"
-  params = agent.policy_params(jax.tree.map(lambda x: x[0], state))
-  return agent.make_policy(params, True), f"PPO seed 0 of {FLAGS.workdir}"
+def _stats(r: np.ndarray) -> tuple[float, float]:
+  return float(r.mean()), float(r.std(ddof=1) / np.sqrt(len(r)))
 
 
-def returns_gap(task):
-  mjx, native = envs.make(f"dmc/{task}"), envs.make(f"dmc_native/{task}")
-  policy, what = _policy(task, mjx)
-  n = FLAGS.episodes
-  r_mjx = np.asarray(jax.jit(lambda k: envs.episode_returns(mjx, policy, k, n))(jax.random.PRNGKey(1)))
-  r_nat = envs.native_episode_returns(native, jax.jit(policy), jax.random.PRNGKey(2), n)
-  se = np.sqrt(r_mjx.var(ddof=1) / n + r_nat.var(ddof=1) / n)
-  gap = r_mjx.mean() - r_nat.mean()
-  print(f"| {task} | {what} | {n} | {r_mjx.mean():.1f} ± {r_mjx.std(ddof=1) / np.sqrt(n):.1f} "
-        f"| {r_nat.mean():.1f} ± {r_nat.std(ddof=1) / np.sqrt(n):.1f} | {gap:+.1f} "
-        f"({100 * gap / max(abs(r_nat.mean()), 1e-9):+.1f}%, {abs(gap) / se:.1f} SE) |", flush=True)
+def task_rows(task: str, workdir: str | None, episodes: int) -> list[dict]:
+  """Returns one row per fidelity mode for `task` (see module doc)."""
+  native = envs.make(f"dmc_native/{task}")
+  if workdir:
+    policy, what = _trained_policy(task, workdir), f"trained ({workdir})"
+  else:
+    policy, what = linear_policy(native.observation_size, native.action_size), "linear"
+  t = time.time()
+  r_nat = envs.native_episode_returns(native, jax.jit(policy), jax.random.PRNGKey(2), episodes)
+  nat_s = time.time() - t
+  rows = []
+  for fidelity in FLAGS.fidelity:
+    env = envs.make(f"dmc/{task}", fidelity=fidelity)
+    run = jax.jit(lambda k, env=env: envs.episode_returns(env, policy, k, episodes))
+    t = time.time()
+    r = np.asarray(run(jax.random.PRNGKey(1)))
+    row = {"task": task, "policy": what, "fidelity": fidelity, "episodes": episodes,
+           "dmc": _stats(r), "native": _stats(r_nat), "dmc_seconds": time.time() - t,
+           "native_seconds": nat_s}
+    row.update(compare(*row["dmc"], *row["native"]))
+    rows.append(row)
+    print(f"| {task} | {what} | {fidelity} | {row['dmc'][0]:.1f} ± {row['dmc'][1]:.1f} "
+          f"| {row['native'][0]:.1f} ± {row['native'][1]:.1f} | {row['gap_pct']:+.1f}% "
+          f"| {row['gap_se']:.1f} | {row['verdict']} |", flush=True)
+  return rows
 
 
-def obs_row(task):
+def plot(rows: list[dict], path: str) -> None:
+  """Gap in % per task and fidelity mode (bars), with the ±2% band."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  labels = sorted({(r["task"], r["policy"].split(" ")[0]) for r in rows})
+  modes = list(dict.fromkeys(r["fidelity"] for r in rows))
+  fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(labels)), 4))
+  width = 0.8 / len(modes)
+  for j, mode in enumerate(modes):
+    pct = []
+    for task, pol in labels:
+      hit = [r for r in rows if (r["task"], r["policy"].split(" ")[0]) == (task, pol)
+             and r["fidelity"] == mode]
+      pct.append(np.clip(hit[0]["gap_pct"], -100, 100) if hit else np.nan)
+    ax.bar(np.arange(len(labels)) + j * width, pct, width, label=f"dmc/ {mode}")
+  ax.axhspan(-TOLERANCE_PCT, TOLERANCE_PCT, color="green", alpha=0.2, label="±2%")
+  ax.set_xticks(np.arange(len(labels)) + 0.4 - width / 2)
+  ax.set_xticklabels([f"{t} ({p})" for t, p in labels], rotation=75, fontsize=7)
+  ax.set_ylabel("return gap vs dm_control, % (clipped ±100)")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def obs_row(task: str) -> None:
+  """First-step observation check from a copied native state (module doc)."""
   native = envs.make(f"dmc_native/{task}")
   base = envs.make(f"dmc/{task}").unwrapped
   ns, ms = native.reset(jax.random.PRNGKey(0)), jax.jit(base.reset)(jax.random.PRNGKey(0))
@@ -67,11 +111,26 @@ def obs_row(task):
 
 
 def main(_):
-  logging.set_verbosity(logging.ERROR)
-  print("| task | policy | episodes | dmc/ return ± SE | dmc_native/ return ± SE | gap |")
-  print("|---|---|---|---|---|---|")
-  for task in FLAGS.tasks:
-    returns_gap(task)
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.ERROR)
+  tasks = ([n.split("/", 1)[1] for n in envs.names("dmc")] if FLAGS.tasks == ["all"]
+           else FLAGS.tasks)
+  workdirs = {}
+  for wd in FLAGS.workdirs:
+    from experiments import runner  # pylint: disable=import-outside-toplevel
+    workdirs[runner.read_spec(wd)["env"].split("/", 1)[1]] = wd
+  print("| task | policy | dmc/ fidelity | dmc/ return ± SE | dmc_native/ return ± SE "
+        "| gap | gap / SE | verdict |\n|---|---|---|---|---|---|---|---|")
+  rows = []
+  for task in tasks:
+    rows += task_rows(task, None, FLAGS.episodes)
+    if task in workdirs:
+      rows += task_rows(task, workdirs[task], FLAGS.episodes)
+    if FLAGS.out:
+      with open(FLAGS.out + ".json", "w", encoding="utf-8") as f:
+        json.dump(rows, f, indent=1)
+  if FLAGS.out:
+    plot(rows, FLAGS.out + ".png")
   if FLAGS.obs_table:
     print("\n| task | obs size | max first-step obs diff | indices > 1e-2 |\n|---|---|---|---|")
     for name in envs.names("dmc"):

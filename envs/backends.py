@@ -12,7 +12,8 @@ import jax.numpy as jnp
 from envs.types import Env, EnvState
 
 
-def _from_backend(bstate) -> EnvState:
+def to_env_state(bstate) -> EnvState:
+  """A Brax or Playground state (`.obs`, `.reward`, `.done`) as an `EnvState` (sim = it)."""
   # Explicit dtypes drop weak types (Brax's `done` is a weak float in step, not in reset),
   # so reset and step states have identical types and jitted loops compile once.
   return EnvState(
@@ -44,8 +45,8 @@ class BackendEnv(Env):
     self.episode_length = int(episode_length)
 
   def reset(self, key: jax.Array) -> EnvState:
-    return _from_backend(self.backend_env.reset(key))
+    return to_env_state(self.backend_env.reset(key))
 
   def step(self, state: EnvState, action: jax.Array) -> EnvState:
     action = jnp.clip(action, -1.0, 1.0)
-    return _from_backend(self.backend_env.step(state.sim, action))
+    return to_env_state(self.backend_env.step(state.sim, action))

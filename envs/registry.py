@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import inspect
 
+from envs import dmc_physics
 from envs.backends import BackendEnv
 from envs.native_dmc import NativeDMCEnv
+from envs.playground import FIDELITY_MODES, PlaygroundEnv
 from envs.types import Env
 from envs.wrappers import AUTO_RESET_MODES, AutoReset, EpisodeLimit
 
@@ -104,7 +106,28 @@ def _playground_kwargs(task: str) -> dict[str, str]:
   out = {k: f"playground config (default {v!r})" for k, v in cfg.items()
          if k not in ("vision", "vision_config", "episode_length", "action_repeat")}
   out["impl"] = "MJX implementation: 'jax' (default here; 'warp' is ~50x slower on CPU)"
+  out["fidelity"] = (f"one of {FIDELITY_MODES}: corrected towards dm_control's physics, "
+                     "observations and resets (default), or Playground's port as shipped")
   return out
+
+
+def _playground_env(name: str, task: str, kwargs: dict, episode_length: int) -> PlaygroundEnv:
+  """Playground's port of `task`, corrected towards dm_control unless fidelity='playground'."""
+  # pylint: disable=import-outside-toplevel,protected-access
+  from mujoco import mjx
+  from mujoco_playground import dm_control_suite
+  fidelity = kwargs.pop("fidelity", "dm_control")
+  if fidelity not in FIDELITY_MODES:
+    raise EnvError(f"{name}: fidelity must be one of {FIDELITY_MODES}, got {fidelity!r}")
+  overrides = {"impl": "jax"}
+  if fidelity == "dm_control":
+    overrides.update(dmc_physics.physics_overrides(task))
+  overrides.update(kwargs)
+  inner = dm_control_suite.load(PLAYGROUND_DMC[task], config_overrides=overrides)
+  if fidelity == "dm_control":
+    dmc_physics.restore_options(inner._mj_model, task)
+    inner._mjx_model = mjx.put_model(inner._mj_model, impl=overrides["impl"])
+  return PlaygroundEnv(name, task, inner, episode_length, fidelity)
 
 
 def make(name: str, **kwargs) -> Env:
@@ -115,7 +138,8 @@ def make(name: str, **kwargs) -> Env:
     **kwargs: `episode_length` (default 1000), `auto_reset` ('fresh' | 'cached' |
       None; default 'fresh', 'cached' for dmc/cheetah_run; ignored by dmc_native),
       plus backend arguments (brax: env constructor arguments and `backend`;
-      dmc: Playground config keys such as `impl`, `ctrl_dt`). Unknown keys raise
+      dmc: `fidelity` ('dm_control' | 'playground', see `envs.playground`) and
+      Playground config keys such as `impl`, `ctrl_dt`). Unknown keys raise
       `EnvError` listing the accepted ones.
 
   Returns:
@@ -141,17 +165,15 @@ def make(name: str, **kwargs) -> Env:
   if backend == "brax":
     _check_kwargs(name, kwargs, {**_COMMON_KWARGS, **_brax_kwargs(task)})
     from brax import envs as brax_envs  # pylint: disable=import-outside-toplevel
-    inner = brax_envs.get_environment(task, **kwargs)
+    base: Env = BackendEnv(name, brax_envs.get_environment(task, **kwargs), episode_length)
   else:
     _check_kwargs(name, kwargs, {**_COMMON_KWARGS, **_playground_kwargs(task)})
-    from mujoco_playground import dm_control_suite  # pylint: disable=import-outside-toplevel
-    overrides = {"impl": "jax", **kwargs}
-    inner = dm_control_suite.load(PLAYGROUND_DMC[task], config_overrides=overrides)
-    low, high = inner.mj_model.actuator_ctrlrange.T
+    base = _playground_env(name, task, kwargs, episode_length)
+    low, high = base.backend_env.mj_model.actuator_ctrlrange.T
     if not ((low == -1).all() and (high == 1).all()):
       raise EnvError(f"{name}: actuator range {low}..{high} is not [-1, 1]")
 
-  env: Env = EpisodeLimit(BackendEnv(name, inner, episode_length), episode_length)
+  env: Env = EpisodeLimit(base, episode_length)
   if auto_reset is not None:
     env = AutoReset(env, auto_reset)
   return env

@@ -1,0 +1,124 @@
+"""`dmc/` tasks: MuJoCo Playground's DM Control ports, corrected to behave as dm_control.
+
+With `fidelity="dm_control"` (the default of `envs.make`), `PlaygroundEnv` corrects
+what issue 13 found to differ from `dm_control.suite` in Playground 0.2.0's ports:
+
+- Physics options (solver, integrator, timestep, contact caps): `envs.dmc_physics`.
+- Stale observations and rewards. MJX's `mjx.step` computes kinematics and sensors
+  *before* it integrates, so Playground's obs and reward after a step describe the state
+  one physics substep earlier (a whole control step on acrobot, cartpole, cheetah,
+  point_mass). dm_control ends every step with `mj_step1` (positions, velocities and
+  their sensors at the new state). Here every Playground step is followed by the same
+  stages: `fwd_position`, `sensor_pos`, `fwd_velocity`, `sensor_vel` (`mjx.forward` under
+  `impl='warp'`). Dynamics are unchanged (the next step recomputes all of it); cost: one
+  kinematics pass per control step.
+- The first observation of finger_turn_*, fish_swim and swimmer_swimmer6, which
+  Playground computes before it moves the target (mocap) into place: recomputed.
+- Observation layouts: pendulum (`[zz, xz, ω]`, Playground swaps the first two), fish
+  (`joint_angles, upright, target, velocity`; Playground puts `upright` first), walker
+  (index 14 is the torso height, Playground puts the torso's zz there).
+
+With `fidelity="playground"` the port runs as shipped. The remaining differences, by
+task, are listed in `KNOWN_DIFFERENCES` and reported by `envs.names()` metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+from mujoco import mjx
+
+from envs.backends import BackendEnv, to_env_state
+from envs.types import EnvState
+
+FIDELITY_MODES = ("dm_control", "playground")
+# Tasks whose reset sets the target (a mocap body) after `mjx.forward`.
+_TARGET_SET_AFTER_FORWARD = ("finger_turn_easy", "finger_turn_hard", "fish_swim",
+                             "swimmer_swimmer6")
+
+
+def _sync(model, data):
+  """dm_control's `mj_step1`: position and velocity stages and their sensors."""
+  if model.impl.value != "jax":
+    return mjx.forward(model, data)
+  data = mjx.fwd_position(model, data)
+  data = mjx.sensor_pos(model, data)
+  data = mjx.fwd_velocity(model, data)
+  return mjx.sensor_vel(model, data)
+
+
+@contextlib.contextmanager
+def _synced_steps():
+  """While tracing a Playground reset/step: `mjx_env.step` ends with `_sync`.
+
+  Playground's tasks call the module function `mjx_env.step`; it is swapped only for
+  the duration of the call being traced and restored after, so nothing outside this
+  module sees it (jit traces once, so the compiled step keeps the synced version).
+  """
+  from mujoco_playground._src import mjx_env  # pylint: disable=import-outside-toplevel
+  shipped = mjx_env.step
+
+  def step(model, data, action, n_substeps=1):
+    return _sync(model, shipped(model, data, action, n_substeps))
+
+  mjx_env.step = step
+  try:
+    yield
+  finally:
+    mjx_env.step = shipped
+
+
+def _walker_obs(env, obs, data):
+  return obs.at[14].set(data.xpos[env._torso_id, 2])  # pylint: disable=protected-access
+
+
+_FISH_ORDER = jnp.array([1, 2, 3, 4, 5, 6, 7, 0] + list(range(8, 24)))
+# task -> obs(env, obs [o], data) -> obs [o] in dm_control's flattened order.
+_OBS_LAYOUT = {
+    "pendulum_swingup": lambda env, obs, data: obs[jnp.array([1, 0, 2])],
+    "fish_swim": lambda env, obs, data: obs[_FISH_ORDER],
+    "walker_run": _walker_obs,
+    "walker_stand": _walker_obs,
+    "walker_walk": _walker_obs,
+}
+
+
+class PlaygroundEnv(BackendEnv):
+  """A Playground DM Control port, as shipped or corrected towards dm_control (module doc).
+
+  `task` is dm_control's `domain_task`; `fidelity` one of `FIDELITY_MODES`.
+  """
+
+  def __init__(self, name: str, task: str, backend_env, episode_length: int,
+               fidelity: str = "dm_control"):
+    super().__init__(name, backend_env, episode_length)
+    if fidelity not in FIDELITY_MODES:
+      raise ValueError(f"{name}: fidelity must be one of {FIDELITY_MODES}, got {fidelity!r}")
+    self.task = task
+    self.fidelity = fidelity
+
+  def _corrected(self, bstate):
+    data, obs = bstate.data, bstate.obs
+    layout = _OBS_LAYOUT.get(self.task)
+    if layout is not None:
+      obs = layout(self.backend_env, obs, data)
+    return bstate.replace(obs=obs)
+
+  def reset(self, key: jax.Array) -> EnvState:
+    if self.fidelity == "playground":
+      return super().reset(key)
+    with _synced_steps():
+      bstate = self.backend_env.reset(key)
+    if self.task in _TARGET_SET_AFTER_FORWARD:
+      data = _sync(self.backend_env.mjx_model, bstate.data)
+      bstate = bstate.replace(data=data, obs=self.backend_env._get_obs(data, bstate.info))  # pylint: disable=protected-access
+    return to_env_state(self._corrected(bstate))
+
+  def step(self, state: EnvState, action: jax.Array) -> EnvState:
+    if self.fidelity == "playground":
+      return super().step(state, action)
+    with _synced_steps():
+      bstate = self.backend_env.step(state.sim, jnp.clip(action, -1.0, 1.0))
+    return to_env_state(self._corrected(bstate))
