@@ -1,17 +1,8 @@
-"""Shared by the dmc/ vs dm_control benchmarks: the fixed policy and the parity verdict."""
+"""Shared by the dmc/ vs dm_control benchmarks: the parity verdict."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 TOLERANCE_PCT, TOLERANCE_SE = 2.0, 2.0  # issue 13's target: within 2% or 2 SE
-
-
-def linear_policy(obs_size: int, action_size: int):
-  """tanh(0.3 · obs @ G), G [obs_size, action_size] ~ N(0, 1) from PRNGKey(0);
-  (obs [..., obs_size], key) -> action [..., action_size]."""
-  gain = jax.random.normal(jax.random.PRNGKey(0), (obs_size, action_size))
-  return lambda obs, key: jnp.tanh(0.3 * obs @ gain)
 
 
 def compare(mean_a: float, se_a: float, mean_b: float, se_b: float) -> dict:

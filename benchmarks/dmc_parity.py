@@ -10,8 +10,9 @@ dmc_native/, each from its own random initial states. The policy is the fixed li
 feedback tanh(0.3 · obs @ G), G ~ N(0, 1) from PRNGKey(0), or, for a task with a
 training run in --workdirs (`experiments.train` on dmc/<task>), seed 0 of its last
 checkpoint, deterministic. Each row: means ± SE, the gap in % of the native mean and in
-SE of the difference, and the verdict `match` when |gap| ≤ 2% or ≤ 2 SE (issue 13's
-target), else `DIFFERS`. With --out, rows go to <out>.json and a plot to <out>.png.
+SE of the difference, the verdict `match` when |gap| ≤ 2% or ≤ 2 SE (issue 13's
+target), else `DIFFERS`, and dmc/'s env steps per second (the episodes vmapped on this
+machine, compile excluded). With --out, rows go to <out>.json and a plot to <out>.png.
 
 --obs_table copies the native initial physics state (qpos, qvel) into dm/ (corrected),
 applies one zero action on both and reports the largest observation difference and the
@@ -27,7 +28,8 @@ import numpy as np
 from absl import app, flags, logging
 
 import envs
-from benchmarks.dmc_common import TOLERANCE_PCT, compare, linear_policy
+from benchmarks.dmc_common import TOLERANCE_PCT, compare
+from envs.dmc_compare import linear_policy
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("tasks", ["cartpole_balance"], "DMC tasks (domain_task), or 'all'.")
@@ -55,17 +57,21 @@ def task_rows(task: str, workdir: str | None, episodes: int) -> list[dict]:
   rows = []
   for fidelity in FLAGS.fidelity:
     env = envs.make(f"dmc/{task}", fidelity=fidelity)
+    key = jax.random.PRNGKey(1)
     run = jax.jit(lambda k, env=env: envs.episode_returns(env, policy, k, episodes))
+    run = run.lower(key).compile()
     t = time.time()
-    r = np.asarray(run(jax.random.PRNGKey(1)))
+    r = np.asarray(run(key))
+    seconds = time.time() - t
     row = {"task": task, "policy": what, "fidelity": fidelity, "episodes": episodes,
-           "dmc": _stats(r), "native": _stats(r_nat), "dmc_seconds": time.time() - t,
-           "native_seconds": nat_s}
+           "dmc": _stats(r), "native": _stats(r_nat), "dmc_seconds": seconds,
+           "dmc_steps_per_s": episodes * env.episode_length / seconds,
+           "native_steps_per_s": episodes * native.episode_length / nat_s}
     row.update(compare(*row["dmc"], *row["native"]))
     rows.append(row)
     print(f"| {task} | {what} | {fidelity} | {row['dmc'][0]:.1f} ± {row['dmc'][1]:.1f} "
           f"| {row['native'][0]:.1f} ± {row['native'][1]:.1f} | {row['gap_pct']:+.1f}% "
-          f"| {row['gap_se']:.1f} | {row['verdict']} |", flush=True)
+          f"| {row['gap_se']:.1f} | {row['verdict']} | {row['dmc_steps_per_s']:.0f} |", flush=True)
   return rows
 
 
@@ -120,7 +126,7 @@ def main(_):
     from experiments import runner  # pylint: disable=import-outside-toplevel
     workdirs[runner.read_spec(wd)["env"].split("/", 1)[1]] = wd
   print("| task | policy | dmc/ fidelity | dmc/ return ± SE | dmc_native/ return ± SE "
-        "| gap | gap / SE | verdict |\n|---|---|---|---|---|---|---|---|")
+        "| gap | gap / SE | verdict | dmc/ steps/s |\n|---|---|---|---|---|---|---|---|---|")
   rows = []
   for task in tasks:
     rows += task_rows(task, None, FLAGS.episodes)

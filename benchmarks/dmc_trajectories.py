@@ -18,11 +18,10 @@ import json
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from benchmarks.dmc_common import linear_policy
+from envs.dmc_compare import linear_policy
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("tasks", ["cartpole_swingup"], "DMC tasks (domain_task), or 'all'.")
@@ -34,62 +33,22 @@ flags.DEFINE_bool("x64", False, "Run MJX in float64.")
 flags.DEFINE_string("out", None, "Write rows to <out>.json (optional).")
 
 
-def _native_rollout(native, policy, seed: int, steps: int):
-  """dm_control episode: (start qpos, qvel, target [3] or None, actions, obs, rewards)."""
-  state = native.reset(jax.random.PRNGKey(seed))
-  physics = native.physics
-  qpos, qvel = physics.data.qpos.copy(), physics.data.qvel.copy()
-  target = None
-  for kind in ("geom", "site"):
-    names = [physics.model.id2name(i, kind) for i in range(getattr(physics.model, f"n{kind}"))]
-    if "target" in names:
-      target = getattr(physics.named.data, f"{kind}_xpos")["target"].copy()
-      break
-  acts, obs, rews = [], [], []
-  for _ in range(steps):
-    a = np.asarray(policy(jnp.asarray(state.obs), None))
-    state = native.step(state, a)
-    acts.append(a)
-    obs.append(state.obs)
-    rews.append(state.reward)
-  return qpos, qvel, target, np.stack(acts), np.stack(obs), np.asarray(rews)
-
-
-def _replay(env, qpos, qvel, target, actions):
-  """dmc/ from the given start state under the given actions: (obs [T, o], rewards [T])."""
-  # pylint: disable=import-outside-toplevel,protected-access
-  from envs.playground import _sync
-  base = env.unwrapped
-  model = base.backend_env.mjx_model
-  state = jax.jit(base.reset)(jax.random.PRNGKey(0))
-  dtype = state.sim.data.qpos.dtype
-  data = state.sim.data.replace(qpos=jnp.asarray(qpos, dtype), qvel=jnp.asarray(qvel, dtype))
-  if target is not None and base.backend_env.mj_model.nmocap:
-    data = data.replace(mocap_pos=data.mocap_pos.at[0].set(jnp.asarray(target, dtype)))
-  data = jax.jit(_sync)(model, data)
-  state = state.replace(sim=state.sim.replace(data=data))
-
-  def body(s, a):
-    s = base.step(s, a)
-    return s, (s.obs, s.reward)
-
-  _, (obs, rew) = jax.jit(lambda s, a: jax.lax.scan(body, s, a))(state, jnp.asarray(actions))
-  return np.asarray(obs), np.asarray(rew)
-
-
 def task_rows(task: str) -> list[dict]:
   """One row per fidelity mode (module doc); per-episode numbers in 'episodes'."""
   import envs  # pylint: disable=import-outside-toplevel
+  from envs import dmc_compare  # pylint: disable=import-outside-toplevel
   native = envs.make(f"dmc_native/{task}")
   policy = jax.jit(linear_policy(native.observation_size, native.action_size))
-  rollouts = [_native_rollout(native, policy, s, FLAGS.steps) for s in range(FLAGS.episodes)]
+  rollouts = [dmc_compare.native_rollout(native, policy, s, FLAGS.steps)
+              for s in range(FLAGS.episodes)]
   rows = []
   for fidelity in FLAGS.fidelity:
     env = envs.make(f"dmc/{task}", fidelity=fidelity)
     eps = []
     t = time.time()
-    for qpos, qvel, target, acts, n_obs, n_rew in rollouts:
-      m_obs, m_rew = _replay(env, qpos, qvel, target, acts)
+    for rollout in rollouts:
+      n_obs, n_rew = rollout.obs, rollout.rewards
+      m_obs, m_rew = dmc_compare.replay(env, rollout)
       diff = np.abs(m_obs - n_obs).max(axis=1)
       over = np.flatnonzero(diff > FLAGS.tol)
       eps.append({"first_obs_diff": float(diff[0]),

@@ -27,9 +27,23 @@ import numpy as np
 # goes through Playground's `sim_dt` so that its substep count follows).
 OPTION_FIELDS = ("iterations", "ls_iterations", "tolerance", "ls_tolerance", "integrator",
                  "cone", "solver", "impratio", "noslip_iterations", "disableflags")
+# Line-search iterations per solver iteration outside the exact mode. dm_control's
+# tolerance (1e-8, times ls_tolerance 0.01 for the line search) is out of float32's reach,
+# so MJX's line search runs all of dm_control's 50 iterations on every solver iteration,
+# which is most of the cost (cartpole 4x, cheetah 3x slower than with 10), while dm_control
+# trajectories replayed with 10 agree to float32 precision as long as with 50
+# (issue 13, `benchmarks.dmc_trajectories --fidelity=dm_control,dm_control_exact`).
+LS_ITERATIONS_CAP = 10
 # Playground's MJX contact caps (numeric fields, -1 = no cap); dm_control has none.
 CONTACT_CAPS = ("max_contact_points", "max_geom_pairs")
-PHYSICS_MODES = ("dm_control", "playground")
+# Bodies whose inertia Playground changed, restored from dm_control's model by name.
+# fish: the torso's geom `torso_massive` is a box 0.002 x 0.06 x 0.03 in dm_control and a
+# sphere r = 0.03 in Playground (MJX has no ellipsoid-box collision), which makes the
+# torso 3.93x heavier and, through the inertia-box fluid model (which uses only the
+# body's mass and inertia), its forward drag area 9x larger. Contacts are disabled in
+# fish, so the geom's shape has no other effect; the body's mass and inertia are restored.
+MODEL_EDITS = {"fish_swim": ("torso",)}
+_BODY_FIELDS = ("body_mass", "body_inertia", "body_ipos", "body_iquat")
 
 
 def domain_task(task: str) -> tuple[str, str]:
@@ -54,12 +68,15 @@ def physics_overrides(task: str) -> dict:
   return {"sim_dt": float(native_model(task).opt.timestep)}
 
 
-def restore_options(mj_model: mujoco.MjModel, task: str) -> list[str]:
-  """Sets `mj_model`'s solver/integrator options to dm_control's and removes the
-  contact caps, in place. Returns the changes made, as 'field: old -> new' strings."""
+def restore_options(mj_model: mujoco.MjModel, task: str, exact: bool = False) -> list[str]:
+  """Sets `mj_model`'s solver/integrator options to dm_control's (line search capped at
+  `LS_ITERATIONS_CAP` unless `exact`), removes the contact caps and restores the bodies
+  in `MODEL_EDITS`, in place. Returns the changes made, as 'field: old -> new' strings."""
   ref, changes = native_model(task).opt, []
   for field in OPTION_FIELDS:
     old, new = getattr(mj_model.opt, field), getattr(ref, field)
+    if field == "ls_iterations" and not exact:
+      new = min(new, LS_ITERATIONS_CAP)
     if not np.allclose(old, new):
       changes.append(f"{field}: {old} -> {new}")
       setattr(mj_model.opt, field, new)
@@ -68,4 +85,12 @@ def restore_options(mj_model: mujoco.MjModel, task: str) -> list[str]:
     if i >= 0 and mj_model.numeric_data[mj_model.numeric_adr[i]] != -1:
       changes.append(f"{cap}: {mj_model.numeric_data[mj_model.numeric_adr[i]]:g} -> none")
       mj_model.numeric_data[mj_model.numeric_adr[i]] = -1
+  edits = MODEL_EDITS.get(task, ())
+  for name in edits:
+    src, dst = native_model(task).body(name).id, mj_model.body(name).id
+    for field in _BODY_FIELDS:
+      getattr(mj_model, field)[dst] = getattr(native_model(task), field)[src]
+    changes.append(f"body {name}: dm_control's {', '.join(_BODY_FIELDS)}")
+  if edits:
+    mujoco.mj_setConst(mj_model, mujoco.MjData(mj_model))
   return changes

@@ -3,7 +3,10 @@
 With `fidelity="dm_control"` (the default of `envs.make`), `PlaygroundEnv` corrects
 what issue 13 found to differ from `dm_control.suite` in Playground 0.2.0's ports:
 
-- Physics options (solver, integrator, timestep, contact caps): `envs.dmc_physics`.
+- Physics options (solver, integrator, timestep, contact caps) and fish's torso:
+  `envs.dmc_physics`. The line search is capped at 10 iterations, which changes no
+  replayed trajectory in float32 and saves 3-4x; `fidelity="dm_control_exact"` keeps
+  dm_control's 50.
 - Stale observations and rewards. MJX's `mjx.step` computes kinematics and sensors
   *before* it integrates, so Playground's obs and reward after a step describe the state
   one physics substep earlier (a whole control step on acrobot, cartpole, cheetah,
@@ -12,6 +15,8 @@ what issue 13 found to differ from `dm_control.suite` in Playground 0.2.0's port
   stages: `fwd_position`, `sensor_pos`, `fwd_velocity`, `sensor_vel` (`mjx.forward` under
   `impl='warp'`). Dynamics are unchanged (the next step recomputes all of it); cost: one
   kinematics pass per control step.
+- Initial states: dm_control's distributions where Playground's differ
+  (`envs.dmc_resets`: cartpole, pendulum, ball_in_cup, finger, fish, humanoid).
 - The first observation of finger_turn_*, fish_swim and swimmer_swimmer6, which
   Playground computes before it moves the target (mocap) into place: recomputed.
 - Observation layouts: pendulum (`[zz, xz, ω]`, Playground swaps the first two), fish
@@ -30,10 +35,11 @@ import jax
 import jax.numpy as jnp
 from mujoco import mjx
 
+from envs import dmc_resets
 from envs.backends import BackendEnv, to_env_state
 from envs.types import EnvState
 
-FIDELITY_MODES = ("dm_control", "playground")
+FIDELITY_MODES = ("dm_control", "dm_control_exact", "playground")
 # Tasks whose reset sets the target (a mocap body) after `mjx.forward`.
 _TARGET_SET_AFTER_FORWARD = ("finger_turn_easy", "finger_turn_hard", "fish_swim",
                              "swimmer_swimmer6")
@@ -109,11 +115,21 @@ class PlaygroundEnv(BackendEnv):
   def reset(self, key: jax.Array) -> EnvState:
     if self.fidelity == "playground":
       return super().reset(key)
+    pg = self.backend_env
+    draw = dmc_resets.RESETS.get(self.task)
+    if draw is not None:
+      key, key_dmc = jax.random.split(key)
     with _synced_steps():
-      bstate = self.backend_env.reset(key)
-    if self.task in _TARGET_SET_AFTER_FORWARD:
-      data = _sync(self.backend_env.mjx_model, bstate.data)
-      bstate = bstate.replace(data=data, obs=self.backend_env._get_obs(data, bstate.info))  # pylint: disable=protected-access
+      bstate = pg.reset(key)
+    if draw is not None or self.task in _TARGET_SET_AFTER_FORWARD:
+      data = bstate.data
+      if draw is not None:
+        qpos, qvel = draw(key_dmc, pg.mj_model, data.qpos, pg.mjx_model, data)
+        data = data.replace(qpos=qpos.astype(data.qpos.dtype), qvel=qvel.astype(data.qvel.dtype))
+        data = mjx.forward(pg.mjx_model, data)
+      else:
+        data = _sync(pg.mjx_model, data)
+      bstate = bstate.replace(data=data, obs=pg._get_obs(data, bstate.info))  # pylint: disable=protected-access
     return to_env_state(self._corrected(bstate))
 
   def step(self, state: EnvState, action: jax.Array) -> EnvState:

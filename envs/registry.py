@@ -107,7 +107,8 @@ def _playground_kwargs(task: str) -> dict[str, str]:
          if k not in ("vision", "vision_config", "episode_length", "action_repeat")}
   out["impl"] = "MJX implementation: 'jax' (default here; 'warp' is ~50x slower on CPU)"
   out["fidelity"] = (f"one of {FIDELITY_MODES}: corrected towards dm_control's physics, "
-                     "observations and resets (default), or Playground's port as shipped")
+                     "observations and resets (default; _exact: no line-search cap), or "
+                     "Playground's port as shipped")
   return out
 
 
@@ -120,12 +121,12 @@ def _playground_env(name: str, task: str, kwargs: dict, episode_length: int) -> 
   if fidelity not in FIDELITY_MODES:
     raise EnvError(f"{name}: fidelity must be one of {FIDELITY_MODES}, got {fidelity!r}")
   overrides = {"impl": "jax"}
-  if fidelity == "dm_control":
+  if fidelity != "playground":
     overrides.update(dmc_physics.physics_overrides(task))
   overrides.update(kwargs)
   inner = dm_control_suite.load(PLAYGROUND_DMC[task], config_overrides=overrides)
-  if fidelity == "dm_control":
-    dmc_physics.restore_options(inner._mj_model, task)
+  if fidelity != "playground":
+    dmc_physics.restore_options(inner._mj_model, task, exact=fidelity == "dm_control_exact")
     inner._mjx_model = mjx.put_model(inner._mj_model, impl=overrides["impl"])
   return PlaygroundEnv(name, task, inner, episode_length, fidelity)
 
