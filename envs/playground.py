@@ -23,8 +23,10 @@ what issue 13 found to differ from `dm_control.suite` in Playground 0.2.0's port
   (`joint_angles, upright, target, velocity`; Playground puts `upright` first), walker
   (index 14 is the torso height, Playground puts the torso's zz there).
 
-With `fidelity="playground"` the port runs as shipped. The remaining differences, by
-task, are listed in `KNOWN_DIFFERENCES` and reported by `envs.names()` metadata.
+With `fidelity="playground"` the port runs as shipped, and `envs.make` warns that it
+does not reproduce dm_control (`SHIPPED_DIFFERENCES`, by task). What remains with the
+corrections (`RESIDUAL`, none of it seen in returns) is reported by
+`envs.names(details=True)`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,44 @@ from envs.backends import BackendEnv, to_env_state
 from envs.types import EnvState
 
 FIDELITY_MODES = ("dm_control", "dm_control_exact", "playground")
+
+_PHYSICS = "solver iterations, eulerdamp off, contact caps"
+_STALE = "obs and reward one physics substep stale"
+# Playground 0.2.0's port as shipped against dm_control (issue 13; each corrected above).
+SHIPPED_DIFFERENCES = {
+    "acrobot": f"{_PHYSICS}, Euler instead of RK4; {_STALE} (a whole control step)",
+    "ball_in_cup": f"{_PHYSICS}; every episode starts from the same state; {_STALE}",
+    "cartpole": f"{_PHYSICS}, Euler instead of RK4; initial cart velocity = cart position "
+                f"(swing-up) or tied to the pole angle (balance); {_STALE} (a control step)",
+    "cheetah": f"{_PHYSICS}; {_STALE} (a control step)",
+    "finger": f"{_PHYSICS}, implicitfast + pyramidal cone, timestep 0.005 (dm_control: Euler, "
+              f"elliptic, 0.01); spinner angle tied to the finger's, no contact rejection "
+              f"at reset; {_STALE}",
+    "fish": f"{_PHYSICS}, timestep 0.002; torso 3.9x heavier (sphere geom); starts 0.1 "
+            f"lower; obs order (upright first); {_STALE}",
+    "hopper": f"{_PHYSICS}; {_STALE}",
+    "humanoid": f"{_PHYSICS}; every episode starts standing upright; {_STALE}",
+    "pendulum": f"{_PHYSICS}, timestep 0.01 x 2; initial angle U(0, pi); obs order "
+                f"(xz, zz); {_STALE}",
+    "point_mass": f"{_PHYSICS}; {_STALE} (a control step)",
+    "swimmer": f"{_PHYSICS}, timestep 0.003 x 10 (dm_control 0.002 x 15); {_STALE}",
+    "walker": f"{_PHYSICS}; obs 'height' is the torso's zz orientation; {_STALE}",
+}
+# What differs with fidelity='dm_control' (not seen in replayed trajectories or returns).
+RESIDUAL = {
+    "finger": "two decoration cylinders (on the proximal link and the spinner) have "
+              "their contacts turned off, as Playground ships them",
+    "humanoid": "touch sensors absent (dm_control does not observe them)",
+}
+RESIDUAL_ALL = ("a NaN state terminates the episode (dm_control raises PhysicsError); "
+                "MJX runs in float32, so chaotic tasks (contacts: cheetah, hopper, walker, "
+                "humanoid) leave a replayed dm_control trajectory after 10-400 steps")
+
+
+def domain(task: str) -> str:
+  """'ball_in_cup_catch' -> 'ball_in_cup': the key of `SHIPPED_DIFFERENCES`/`RESIDUAL`."""
+  return next(d for d in sorted(SHIPPED_DIFFERENCES, key=len, reverse=True)
+              if task.startswith(d))
 # Tasks whose reset sets the target (a mocap body) after `mjx.forward`.
 _TARGET_SET_AFTER_FORWARD = ("finger_turn_easy", "finger_turn_hard", "fish_swim",
                              "swimmer_swimmer6")

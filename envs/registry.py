@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 
 from envs import dmc_physics
 from envs.backends import BackendEnv
 from envs.native_dmc import NativeDMCEnv
-from envs.playground import FIDELITY_MODES, PlaygroundEnv
+from envs.playground import (FIDELITY_MODES, RESIDUAL, RESIDUAL_ALL, SHIPPED_DIFFERENCES,
+                             PlaygroundEnv, domain)
 from envs.types import Env
 from envs.wrappers import AUTO_RESET_MODES, AutoReset, EpisodeLimit
 
@@ -66,11 +68,27 @@ def _native_tasks() -> dict[str, tuple[str, str]]:
   return {f"{d}_{t}": (d, t) for d, t in suite.ALL_TASKS}
 
 
-def names(backend: str | None = None) -> list[str]:
-  """All known env names (`brax/...`, `dmc/...`, `dmc_native/...`), optionally of one backend."""
+def names(backend: str | None = None, details: bool = False) -> list[str] | dict[str, dict]:
+  """All known env names (`brax/...`, `dmc/...`, `dmc_native/...`), optionally of one backend.
+
+  With `details`, a dict name -> {'reproduces_dm_control': True for dmc_native/ and for
+  dmc/ at its default fidelity (issue 13's parity checks), None for brax/; 'note': what
+  still differs from dm_control, '' if nothing}.
+  """
   out = ([f"brax/{t}" for t in BRAX_TASKS] + [f"dmc/{t}" for t in PLAYGROUND_DMC]
          + [f"dmc_native/{t}" for t in _native_tasks()])
-  return [n for n in out if backend is None or n.split("/")[0] == backend]
+  out = [n for n in out if backend is None or n.split("/")[0] == backend]
+  if not details:
+    return out
+
+  def info(name):
+    kind, task = name.split("/", 1)
+    if kind != "dmc":
+      return {"reproduces_dm_control": True if kind == "dmc_native" else None, "note": ""}
+    note = "; ".join(x for x in (RESIDUAL.get(domain(task), ""), RESIDUAL_ALL) if x)
+    return {"reproduces_dm_control": True, "note": note}
+
+  return {n: info(n) for n in out}
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -120,6 +138,9 @@ def _playground_env(name: str, task: str, kwargs: dict, episode_length: int) -> 
   fidelity = kwargs.pop("fidelity", "dm_control")
   if fidelity not in FIDELITY_MODES:
     raise EnvError(f"{name}: fidelity must be one of {FIDELITY_MODES}, got {fidelity!r}")
+  if fidelity == "playground":
+    warnings.warn(f"{name} with fidelity='playground' does not reproduce dm_control: "
+                  f"{SHIPPED_DIFFERENCES[domain(task)]} (see envs.playground)", stacklevel=3)
   overrides = {"impl": "jax"}
   if fidelity != "playground":
     overrides.update(dmc_physics.physics_overrides(task))

@@ -45,6 +45,11 @@ class RunSpec:
   overrides: tuple[str, ...] = ()
   env_args: tuple[str, ...] = ()
 
+  def __post_init__(self):
+    # A dmc/ run records its env fidelity, so that a later default cannot change a resumed run.
+    object.__setattr__(self, "env_args", with_fidelity(self.env, tuple(self.env_args),
+                                                       "dm_control"))
+
   def validate(self) -> None:
     """Raises ValueError with one line on any bad setting."""
     if self.agent not in AGENTS:
@@ -83,12 +88,27 @@ def _append(path: str, rows: list[dict]) -> None:
     os.fsync(f.fileno())
 
 
+def with_fidelity(env: str, env_args: tuple[str, ...], default: str) -> tuple[str, ...]:
+  """`env_args` with `fidelity=default` added for a dmc/ env that names none."""
+  if env.startswith("dmc/") and not any(a.startswith("fidelity=") for a in env_args):
+    return (*env_args, f"fidelity={default}")
+  return env_args
+
+
+def _stored_config(path: str) -> dict:
+  """config.json; a dmc/ run written before issue 13 (no fidelity) ran the port as shipped."""
+  with open(path) as f:
+    cfg = json.load(f)
+  if "env" in cfg:
+    cfg["env_args"] = list(with_fidelity(cfg["env"], tuple(cfg.get("env_args", ())), "playground"))
+  return cfg
+
+
 def _check_workdir(workdir: str, config: dict) -> None:
   config = json.loads(json.dumps(config))  # tuples -> lists, as config.json holds them
   path = os.path.join(workdir, "config.json")
   if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
+    old = _stored_config(path)
     diff = [k for k in sorted(set(old) | set(config)) if old.get(k) != config.get(k)]
     if diff:
       k = diff[0]
@@ -234,8 +254,7 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
 
 def read_spec(workdir: str) -> dict:
   """The RunSpec fields stored in `workdir`/config.json."""
-  with open(os.path.join(workdir, "config.json")) as f:
-    cfg = json.load(f)
+  cfg = _stored_config(os.path.join(workdir, "config.json"))
   return {k: tuple(v) if isinstance(v, list) else v
           for k, v in cfg.items() if k != "agent_config"}
 

@@ -92,3 +92,13 @@ def test_corrected_env_is_jittable_and_deterministic():
   a, b = run(jax.random.PRNGKey(3)), run(jax.random.PRNGKey(3))
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert jnp.all(jnp.isfinite(a))
+
+
+def test_names_details_and_the_shipped_port_warns():
+  details = envs.names(details=True)
+  assert set(details) == set(envs.names())
+  assert all(details[n]["reproduces_dm_control"] for n in envs.names("dmc"))
+  assert "decoration" in details["dmc/finger_spin"]["note"]
+  assert details["brax/hopper"]["reproduces_dm_control"] is None
+  with pytest.warns(UserWarning, match="does not reproduce dm_control: .*RK4"):
+    envs.make("dmc/cartpole_balance", fidelity="playground")

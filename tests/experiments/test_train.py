@@ -1,5 +1,6 @@
 """The training binary: outputs, resume-equals-uninterrupted, sharding, error paths."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -172,3 +173,13 @@ def test_on_policy_agents_train_and_resume(agent, overrides, tmp_path):
   a, b = runner.load_state(str(tmp_path / "a")), runner.load_state(str(tmp_path / "b"))
   jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
   assert config["agent"] == agent
+
+
+def test_dmc_runs_record_their_env_fidelity(tmp_path):
+  """A dmc/ run stores its fidelity; one stored before issue 13 (none) ran the shipped port."""
+  spec = runner.RunSpec(agent="ppo", env="dmc/cartpole_balance", num_seeds=1, total_steps=64)
+  assert spec.env_args == ("fidelity=dm_control",)
+  assert runner.RunSpec(agent="ppo", env="brax/hopper", num_seeds=1, total_steps=64).env_args == ()
+  old = {**dataclasses.asdict(spec), "env_args": []}
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  assert runner.read_spec(str(tmp_path))["env_args"] == ("fidelity=playground",)
