@@ -9,8 +9,8 @@ import warnings
 from envs import dmc_physics
 from envs.backends import BackendEnv
 from envs.native_dmc import NativeDMCEnv
-from envs.playground import (FIDELITY_MODES, RESIDUAL, RESIDUAL_ALL, SHIPPED_DIFFERENCES,
-                             PlaygroundEnv, domain)
+from envs.playground import (FIDELITY_MODES, NOT_REPRODUCED, RESIDUAL, RESIDUAL_ALL,
+                             SHIPPED_DIFFERENCES, PlaygroundEnv, domain)
 from envs.types import Env
 from envs.wrappers import AUTO_RESET_MODES, AutoReset, EpisodeLimit
 
@@ -72,8 +72,8 @@ def names(backend: str | None = None, details: bool = False) -> list[str] | dict
   """All known env names (`brax/...`, `dmc/...`, `dmc_native/...`), optionally of one backend.
 
   With `details`, a dict name -> {'reproduces_dm_control': True for dmc_native/ and for
-  dmc/ at its default fidelity (issue 13's parity checks), None for brax/; 'note': what
-  still differs from dm_control, '' if nothing}.
+  dmc/ at its default fidelity where issue 13's checks pass (False for hopper_*), None
+  for brax/; 'note': what still differs from dm_control, '' if nothing}.
   """
   out = ([f"brax/{t}" for t in BRAX_TASKS] + [f"dmc/{t}" for t in PLAYGROUND_DMC]
          + [f"dmc_native/{t}" for t in _native_tasks()])
@@ -85,8 +85,10 @@ def names(backend: str | None = None, details: bool = False) -> list[str] | dict
     kind, task = name.split("/", 1)
     if kind != "dmc":
       return {"reproduces_dm_control": True if kind == "dmc_native" else None, "note": ""}
-    note = "; ".join(x for x in (RESIDUAL.get(domain(task), ""), RESIDUAL_ALL) if x)
-    return {"reproduces_dm_control": True, "note": note}
+    dom = domain(task)
+    note = "; ".join(x for x in (NOT_REPRODUCED.get(dom, ""), RESIDUAL.get(dom, ""),
+                                 RESIDUAL_ALL) if x)
+    return {"reproduces_dm_control": dom not in NOT_REPRODUCED, "note": note}
 
   return {n: info(n) for n in out}
 
@@ -141,6 +143,9 @@ def _playground_env(name: str, task: str, kwargs: dict, episode_length: int) -> 
   if fidelity == "playground":
     warnings.warn(f"{name} with fidelity='playground' does not reproduce dm_control: "
                   f"{SHIPPED_DIFFERENCES[domain(task)]} (see envs.playground)", stacklevel=3)
+  elif domain(task) in NOT_REPRODUCED:
+    warnings.warn(f"{name} does not fully reproduce dm_control: "
+                  f"{NOT_REPRODUCED[domain(task)]}", stacklevel=3)
   overrides = {"impl": "jax"}
   if fidelity != "playground":
     overrides.update(dmc_physics.physics_overrides(task))

@@ -97,8 +97,11 @@ def test_corrected_env_is_jittable_and_deterministic():
 def test_names_details_and_the_shipped_port_warns():
   details = envs.names(details=True)
   assert set(details) == set(envs.names())
-  assert all(details[n]["reproduces_dm_control"] for n in envs.names("dmc"))
+  assert [n for n in envs.names("dmc") if not details[n]["reproduces_dm_control"]] == [
+      "dmc/hopper_hop", "dmc/hopper_stand"]
   assert "decoration" in details["dmc/finger_spin"]["note"]
   assert details["brax/hopper"]["reproduces_dm_control"] is None
   with pytest.warns(UserWarning, match="does not reproduce dm_control: .*RK4"):
     envs.make("dmc/cartpole_balance", fidelity="playground")
+  with pytest.warns(UserWarning, match="does not fully reproduce dm_control: contact"):
+    envs.make("dmc/hopper_stand")
