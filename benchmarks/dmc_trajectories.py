@@ -11,9 +11,11 @@ observation difference after the first step (obs and reward *code* agree when th
 float precision), the first step at which any observation differs by more than --tol
 (how long the *physics* agree; chaotic tasks diverge at last whatever the precision), the
 relative reward difference summed over the first 10 steps, and the two returns. With --x64,
-MJX runs in float64 (`jax_enable_x64`), which separates float32 error from model error.
+MJX runs in float64 (`jax_enable_x64`), which separates float32 error from model error;
+--nosync ablates the re-sync of observations after each step (`envs.playground`).
 """
 
+import contextlib
 import json
 import time
 
@@ -30,6 +32,8 @@ flags.DEFINE_integer("episodes", 3, "Start states per task.")
 flags.DEFINE_integer("steps", 1000, "Steps per trajectory.")
 flags.DEFINE_float("tol", 1e-2, "Observation difference that counts as diverged.")
 flags.DEFINE_bool("x64", False, "Run MJX in float64.")
+flags.DEFINE_bool("sync", True, "Ablation switch: --nosync leaves Playground's observations "
+                  "one physics substep stale (no mj_step1-like re-sync after each step).")
 flags.DEFINE_string("out", None, "Write rows to <out>.json (optional).")
 
 
@@ -76,6 +80,9 @@ def main(_):
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.ERROR)
   import envs  # pylint: disable=import-outside-toplevel
+  if not FLAGS.sync:
+    from envs import playground  # pylint: disable=import-outside-toplevel
+    playground._synced_steps = contextlib.nullcontext  # pylint: disable=protected-access
   tasks = ([n.split("/", 1)[1] for n in envs.names("dmc")] if FLAGS.tasks == ["all"]
            else FLAGS.tasks)
   print(f"| task | dmc/ fidelity | MJX precision | max obs diff after step 1 | obs indices "
