@@ -40,6 +40,17 @@ flags.DEFINE_list("workdirs", [], "experiments.train workdirs on dmc/<task>: the
 flags.DEFINE_string("out", None, "Output prefix for .json and .png (optional).")
 flags.DEFINE_bool("obs_table", False, "Also check first-step observations on every dmc/ task.")
 
+def _trained_policy(task: str, workdir: str):
+  """Seed 0 of `workdir`'s last checkpoint, deterministic: (obs, key) -> action."""
+  from experiments import runner  # pylint: disable=import-outside-toplevel
+  state = runner.load_state(workdir)
+  _, run_env, agent = runner.build(runner.RunSpec(**runner.read_spec(workdir)))
+  if run_env.name != f"dmc/{task}":
+    raise SystemExit(f"error: {workdir} trained {run_env.name}, not dmc/{task}")
+  params = agent.policy_params(jax.tree.map(lambda x: x[0], state))
+  return agent.make_policy(params, True)
+
+
 def _stats(r: np.ndarray) -> tuple[float, float]:
   return float(r.mean()), float(r.std(ddof=1) / np.sqrt(len(r)))
 
