@@ -4,23 +4,24 @@ r"""dmc/ (MJX) returns with Playground's physics options swapped back to dm_cont
 
 Playground's DM Control ports edit each task's MuJoCo `<option>` (fewer solver
 iterations, Euler instead of RK4, implicit joint damping `eulerdamp` disabled, contact
-caps). For each task this runs the fixed linear policy of `benchmarks.dmc_parity`
+caps). For each task this runs the fixed linear policy of `envs.dmc_compare`
 (tanh(0.3 · obs @ G), G ~ N(0, 1) from PRNGKey(0)) for --episodes episodes on dmc/ as
-shipped, then with the options restored cumulatively (the patched MuJoCo model is put
-back into MJX: `mjx.put_model`), and on dmc_native/ (dm_control), and prints a markdown
+shipped (`fidelity="playground"`), then with the options restored cumulatively (the
+patched MuJoCo model is put back into MJX: `mjx.put_model`), and on dmc_native/
+(dm_control), and prints a markdown
 table of means ± SE. An experiment for issue 13: which option causes which gap.
 """
 
 import time
 
 import jax
-import jax.numpy as jnp
 import mujoco
 import numpy as np
 from absl import app, flags, logging
 from mujoco import mjx
 
 import envs
+from envs.dmc_compare import linear_policy
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("tasks", ["cartpole_swingup", "cheetah_run"], "DMC tasks (domain_task).")
@@ -63,13 +64,12 @@ def main(argv):
   for task in FLAGS.tasks:
     if task not in _TASK_STEPS:
       raise SystemExit(f"error: no ablation steps for {task!r}; known: {', '.join(_TASK_STEPS)}")
-    base = envs.make(f"dmc/{task}")
-    gain = jax.random.normal(jax.random.PRNGKey(0), (base.observation_size, base.action_size))
-    policy = lambda obs, key, gain=gain: jnp.tanh(0.3 * obs @ gain)
+    base = envs.make(f"dmc/{task}", fidelity="playground")
+    policy = linear_policy(base.observation_size, base.action_size)
     print(f"\n{task}, fixed linear policy, {n} episodes\n| dmc/ physics | return ± SE | seconds |\n|---|---|---|")
     applied = []
     for step in [None] + _TASK_STEPS[task]:
-      env = envs.make(f"dmc/{task}")
+      env = envs.make(f"dmc/{task}", fidelity="playground")
       if step is not None:
         applied.append(step)
       pg = env.unwrapped.backend_env

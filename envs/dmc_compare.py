@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from typing import NamedTuple, Optional
 
 import jax
@@ -52,26 +54,32 @@ def native_rollout(native: NativeDMCEnv, policy: Policy, seed: int, steps: int) 
   return NativeRollout(qpos, qvel, target, np.stack(acts), np.stack(obs), np.asarray(rews))
 
 
-def replay(env: Env, rollout: NativeRollout) -> tuple[np.ndarray, np.ndarray]:
-  """Runs the `dmc/` env `env` from `rollout`'s start state (and target, a mocap body in
-  Playground) under its actions, open loop -> (obs [T, o], rewards [T])."""
-  # pylint: disable=import-outside-toplevel,protected-access
+@functools.lru_cache(maxsize=8)
+def _replayer(env: Env):
+  """Jitted (reset, sync, run) for `env`, compiled once however many rollouts replay."""
+  # pylint: disable=import-outside-toplevel
   from envs.playground import _sync
   base = env.unwrapped
-  model = base.backend_env.mjx_model
-  state = jax.jit(base.reset)(jax.random.PRNGKey(0))
-  dtype = state.sim.data.qpos.dtype
-  data = state.sim.data.replace(qpos=jnp.asarray(rollout.qpos, dtype),
-                                qvel=jnp.asarray(rollout.qvel, dtype))
-  if rollout.target is not None and base.backend_env.mj_model.nmocap:
-    data = data.replace(mocap_pos=data.mocap_pos.at[0].set(jnp.asarray(rollout.target, dtype)))
-  data = jax.jit(_sync)(model, data)
-  state = state.replace(sim=state.sim.replace(data=data))
 
   def body(s, a):
     s = base.step(s, a)
     return s, (s.obs, s.reward)
 
-  run = jax.jit(lambda s, a: jax.lax.scan(body, s, a))
+  return (jax.jit(base.reset), jax.jit(_sync),
+          jax.jit(lambda s, a: jax.lax.scan(body, s, a)))
+
+
+def replay(env: Env, rollout: NativeRollout) -> tuple[np.ndarray, np.ndarray]:
+  """Runs the `dmc/` env `env` from `rollout`'s start state (and target, a mocap body in
+  Playground) under its actions, open loop -> (obs [T, o], rewards [T])."""
+  reset, sync, run = _replayer(env)
+  pg = env.unwrapped.backend_env
+  state = reset(jax.random.PRNGKey(0))
+  dtype = state.sim.data.qpos.dtype
+  data = state.sim.data.replace(qpos=jnp.asarray(rollout.qpos, dtype),
+                                qvel=jnp.asarray(rollout.qvel, dtype))
+  if rollout.target is not None and pg.mj_model.nmocap:
+    data = data.replace(mocap_pos=data.mocap_pos.at[0].set(jnp.asarray(rollout.target, dtype)))
+  state = state.replace(sim=state.sim.replace(data=sync(pg.mjx_model, data)))
   _, (obs, rew) = run(state, jnp.asarray(rollout.actions))
   return np.asarray(obs), np.asarray(rew)

@@ -21,7 +21,6 @@ import functools
 import os
 
 import mujoco
-import numpy as np
 
 # mjOption fields copied from dm_control's model (the solver and integrator; timestep
 # goes through Playground's `sim_dt` so that its substep count follows).
@@ -46,18 +45,13 @@ MODEL_EDITS = {"fish_swim": ("torso",)}
 _BODY_FIELDS = ("body_mass", "body_inertia", "body_ipos", "body_iquat")
 
 
-def domain_task(task: str) -> tuple[str, str]:
-  """`ball_in_cup_catch` -> ('ball_in_cup', 'catch'): dm_control's (domain, task)."""
-  from envs.registry import _native_tasks  # pylint: disable=import-outside-toplevel
-  return _native_tasks()[task]
-
-
 @functools.lru_cache(maxsize=None)
 def native_model(task: str) -> mujoco.MjModel:
   """dm_control's MuJoCo model of `task` (a copy, as its episode starts)."""
   os.environ.setdefault("MUJOCO_GL", "disable")
   from dm_control import suite  # pylint: disable=import-outside-toplevel
-  domain, name = domain_task(task)
+  from envs.registry import _native_tasks  # pylint: disable=import-outside-toplevel
+  domain, name = _native_tasks()[task]
   env = suite.load(domain, name)
   env.reset()
   return env.physics.model.ptr.__copy__()
@@ -68,29 +62,23 @@ def physics_overrides(task: str) -> dict:
   return {"sim_dt": float(native_model(task).opt.timestep)}
 
 
-def restore_options(mj_model: mujoco.MjModel, task: str, exact: bool = False) -> list[str]:
+def restore_options(mj_model: mujoco.MjModel, task: str, exact: bool = False) -> None:
   """Sets `mj_model`'s solver/integrator options to dm_control's (line search capped at
   `LS_ITERATIONS_CAP` unless `exact`), removes the contact caps and restores the bodies
-  in `MODEL_EDITS`, in place. Returns the changes made, as 'field: old -> new' strings."""
-  ref, changes = native_model(task).opt, []
+  in `MODEL_EDITS`, in place."""
+  ref = native_model(task)
   for field in OPTION_FIELDS:
-    old, new = getattr(mj_model.opt, field), getattr(ref, field)
-    if field == "ls_iterations" and not exact:
-      new = min(new, LS_ITERATIONS_CAP)
-    if not np.allclose(old, new):
-      changes.append(f"{field}: {old} -> {new}")
-      setattr(mj_model.opt, field, new)
+    setattr(mj_model.opt, field, getattr(ref.opt, field))
+  if not exact:
+    mj_model.opt.ls_iterations = min(mj_model.opt.ls_iterations, LS_ITERATIONS_CAP)
   for cap in CONTACT_CAPS:
     i = mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_NUMERIC, cap)
-    if i >= 0 and mj_model.numeric_data[mj_model.numeric_adr[i]] != -1:
-      changes.append(f"{cap}: {mj_model.numeric_data[mj_model.numeric_adr[i]]:g} -> none")
+    if i >= 0:
       mj_model.numeric_data[mj_model.numeric_adr[i]] = -1
   edits = MODEL_EDITS.get(task, ())
   for name in edits:
-    src, dst = native_model(task).body(name).id, mj_model.body(name).id
+    src, dst = ref.body(name).id, mj_model.body(name).id
     for field in _BODY_FIELDS:
-      getattr(mj_model, field)[dst] = getattr(native_model(task), field)[src]
-    changes.append(f"body {name}: dm_control's {', '.join(_BODY_FIELDS)}")
+      getattr(mj_model, field)[dst] = getattr(ref, field)[src]
   if edits:
     mujoco.mj_setConst(mj_model, mujoco.MjData(mj_model))
-  return changes

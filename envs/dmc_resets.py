@@ -40,9 +40,10 @@ def _adr(m: mujoco.MjModel, joint: str) -> int:
 
 def randomize_joints(key: jax.Array, m: mujoco.MjModel, qpos: jax.Array) -> jax.Array:
   """dm_control's `randomizers.randomize_limited_and_rotational_joints`: limited hinges
-  and slides uniform in range, unlimited hinges U(−π, π), ball joints a normalised
-  N(0, I₄) quaternion, free joints a normalised U(0, 1)⁴ quaternion (dm_control's
-  `rand`, kept there for its benchmarks) at the same position. qpos [nq] -> [nq]."""
+  and slides uniform in range, unlimited hinges U(−π, π), unlimited ball joints a
+  normalised N(0, I₄) quaternion, free joints a normalised U(0, 1)⁴ quaternion (dm_control's
+  `rand`, kept there for its benchmarks) at the same position; limited ball joints a
+  rotation about a N(0, I₃) axis by an angle U(0, range max). qpos [nq] -> [nq]."""
   keys = jax.random.split(key, m.njnt)
   for j in range(m.njnt):
     adr, kind, limited = int(m.jnt_qposadr[j]), int(m.jnt_type[j]), bool(m.jnt_limited[j])
@@ -53,10 +54,15 @@ def randomize_joints(key: jax.Array, m: mujoco.MjModel, qpos: jax.Array) -> jax.
       elif kind == _HINGE:
         qpos = qpos.at[adr].set(jax.random.uniform(keys[j], minval=-jnp.pi, maxval=jnp.pi))
     elif kind == _BALL:
-      if limited:
-        raise NotImplementedError("limited ball joints (no dmc/ task has one)")
-      quat = jax.random.normal(keys[j], (4,))
-      qpos = qpos.at[adr:adr + 4].set(quat / jnp.linalg.norm(quat))
+      if limited:  # dm_control's random_limited_quaternion: axis ~ N(0, I₃), angle U(0, hi)
+        k_axis, k_angle = jax.random.split(keys[j])
+        axis = jax.random.normal(k_axis, (3,))
+        half = 0.5 * hi * jax.random.uniform(k_angle)
+        quat = jnp.concatenate([jnp.cos(half)[None], jnp.sin(half) * axis / jnp.linalg.norm(axis)])
+      else:
+        quat = jax.random.normal(keys[j], (4,))
+        quat = quat / jnp.linalg.norm(quat)
+      qpos = qpos.at[adr:adr + 4].set(quat)
     elif kind == _FREE:
       quat = jax.random.uniform(keys[j], (4,))
       qpos = qpos.at[adr + 3:adr + 7].set(quat / jnp.linalg.norm(quat))

@@ -87,6 +87,8 @@ def domain(task: str) -> str:
   """'ball_in_cup_catch' -> 'ball_in_cup': the key of `SHIPPED_DIFFERENCES`/`RESIDUAL`."""
   return next(d for d in sorted(SHIPPED_DIFFERENCES, key=len, reverse=True)
               if task.startswith(d))
+
+
 # Tasks whose reset sets the target (a mocap body) after `mjx.forward`.
 _TARGET_SET_AFTER_FORWARD = ("finger_turn_easy", "finger_turn_hard", "fish_swim",
                              "swimmer_swimmer6")
@@ -147,8 +149,6 @@ class PlaygroundEnv(BackendEnv):
   def __init__(self, name: str, task: str, backend_env, episode_length: int,
                fidelity: str = "dm_control"):
     super().__init__(name, backend_env, episode_length)
-    if fidelity not in FIDELITY_MODES:
-      raise ValueError(f"{name}: fidelity must be one of {FIDELITY_MODES}, got {fidelity!r}")
     self.task = task
     self.fidelity = fidelity
 
