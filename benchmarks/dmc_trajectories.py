@@ -15,7 +15,6 @@ MJX runs in float64 (`jax_enable_x64`), which separates float32 error from model
 --nosync ablates the re-sync of observations after each step (`envs.playground`).
 """
 
-import contextlib
 import json
 import time
 
@@ -34,6 +33,8 @@ flags.DEFINE_float("tol", 1e-2, "Observation difference that counts as diverged.
 flags.DEFINE_bool("x64", False, "Run MJX in float64.")
 flags.DEFINE_bool("sync", True, "Ablation switch: --nosync leaves Playground's observations "
                   "one physics substep stale (no mj_step1-like re-sync after each step).")
+flags.DEFINE_bool("mujoco_capsules", True, "Ablation switch: --nomujoco_capsules keeps MJX's "
+                  "plane-, sphere- and capsule-capsule contacts (envs.dmc_collision).")
 flags.DEFINE_string("out", None, "Write rows to <out>.json (optional).")
 
 
@@ -82,7 +83,12 @@ def main(_):
   import envs  # pylint: disable=import-outside-toplevel
   if not FLAGS.sync:
     from envs import playground  # pylint: disable=import-outside-toplevel
-    playground._synced_steps = contextlib.nullcontext  # pylint: disable=protected-access
+    playground._after_step = lambda model, data: data  # pylint: disable=protected-access
+  if not FLAGS.mujoco_capsules:
+    from mujoco.mjx._src import collision_primitive  # pylint: disable=import-outside-toplevel
+    from envs import dmc_collision  # pylint: disable=import-outside-toplevel
+    for name in ("plane_capsule", "sphere_capsule", "capsule_capsule"):
+      setattr(dmc_collision, name, getattr(collision_primitive, name))
   tasks = ([n.split("/", 1)[1] for n in envs.names("dmc")] if FLAGS.tasks == ["all"]
            else FLAGS.tasks)
   print(f"| task | dmc/ fidelity | MJX precision | max obs diff after step 1 | obs indices "

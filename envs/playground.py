@@ -4,7 +4,8 @@ With `fidelity="dm_control"` (the default of `envs.make`), `PlaygroundEnv` corre
 what issue 13 found to differ from `dm_control.suite` in Playground 0.2.0's ports:
 
 - Physics options (solver, integrator, timestep, contact caps) and fish's torso:
-  `envs.dmc_physics`. The line search is capped at 10 iterations, which changes no
+  `envs.dmc_physics`. Contacts on capsules (plane, sphere and capsule against capsule)
+  as MuJoCo computes them, where MJX's differ: `envs.dmc_collision`. The line search is capped at 10 iterations, which changes no
   replayed trajectory in float32 and saves 3-4x; `fidelity="dm_control_exact"` keeps
   dm_control's 50.
 - Stale observations and rewards. MJX's `mjx.step` computes kinematics and sensors
@@ -38,32 +39,38 @@ import jax.numpy as jnp
 from mujoco import mjx
 
 from envs import dmc_resets
+from envs.dmc_collision import mujoco_capsules
 from envs.backends import BackendEnv, to_env_state
 from envs.types import EnvState
 
 FIDELITY_MODES = ("dm_control", "dm_control_exact", "playground")
 
 _PHYSICS = "solver iterations, eulerdamp off, contact caps"
+_CAPSULES = ("MJX's contacts on capsules (friction directions on the floor; normals "
+             "between capsules and spheres biased)")
 _STALE = "obs and reward one physics substep stale"
 # Playground 0.2.0's port as shipped against dm_control (issue 13; each corrected above).
 SHIPPED_DIFFERENCES = {
     "acrobot": f"{_PHYSICS}, Euler instead of RK4; {_STALE} (a whole control step)",
-    "ball_in_cup": f"{_PHYSICS}; every episode starts from the same state; {_STALE}",
+    "ball_in_cup": f"{_PHYSICS}; {_CAPSULES}; every episode starts from the same state; "
+                   f"{_STALE}",
     "cartpole": f"{_PHYSICS}, Euler instead of RK4; initial cart velocity = cart position "
                 f"(swing-up) or tied to the pole angle (balance); {_STALE} (a control step)",
-    "cheetah": f"{_PHYSICS}; {_STALE} (a control step)",
+    "cheetah": f"{_PHYSICS}; {_CAPSULES}; {_STALE} (a control step)",
     "finger": f"{_PHYSICS}, implicitfast + pyramidal cone, timestep 0.005 (dm_control: Euler, "
               f"elliptic, 0.01); spinner angle tied to the finger's, no contact rejection "
-              f"at reset; {_STALE}",
+              f"at reset; {_CAPSULES}; {_STALE}",
     "fish": f"{_PHYSICS}, timestep 0.002; torso 3.9x heavier (sphere geom); starts 0.1 "
             f"lower; obs order (upright first); {_STALE}",
-    "hopper": f"{_PHYSICS}; {_STALE}",
-    "humanoid": f"{_PHYSICS}; every episode starts standing upright; {_STALE}",
+    "hopper": f"{_PHYSICS}; {_CAPSULES}; {_STALE}",
+    "humanoid": f"{_PHYSICS}; {_CAPSULES}; every episode starts standing upright; {_STALE}",
     "pendulum": f"{_PHYSICS}, timestep 0.01 x 2; initial angle U(0, pi); obs order "
                 f"(xz, zz); {_STALE}",
     "point_mass": f"{_PHYSICS}; {_STALE} (a control step)",
-    "swimmer": f"{_PHYSICS}, timestep 0.003 x 10 (dm_control 0.002 x 15); {_STALE}",
-    "walker": f"{_PHYSICS}; obs 'height' is the torso's zz orientation; {_STALE}",
+    "swimmer": f"{_PHYSICS}, timestep 0.003 x 10 (dm_control 0.002 x 15); {_CAPSULES}; "
+               f"{_STALE}",
+    "walker": f"{_PHYSICS}; {_CAPSULES}; obs 'height' is the torso's zz orientation; "
+              f"{_STALE}",
 }
 # What differs with fidelity='dm_control' (not seen in replayed trajectories or returns).
 RESIDUAL = {
@@ -96,17 +103,22 @@ _TARGET_SET_AFTER_FORWARD = ("finger_turn_easy", "finger_turn_hard", "fish_swim"
 
 def _sync(model, data):
   """dm_control's `mj_step1`: position and velocity stages and their sensors."""
-  if model.impl.value != "jax":
-    return mjx.forward(model, data)
-  data = mjx.fwd_position(model, data)
-  data = mjx.sensor_pos(model, data)
-  data = mjx.fwd_velocity(model, data)
-  return mjx.sensor_vel(model, data)
+  with mujoco_capsules():
+    if model.impl.value != "jax":
+      return mjx.forward(model, data)
+    data = mjx.fwd_position(model, data)
+    data = mjx.sensor_pos(model, data)
+    data = mjx.fwd_velocity(model, data)
+    return mjx.sensor_vel(model, data)
+
+
+_after_step = _sync  # benchmarks/dmc_trajectories.py --nosync swaps it out (ablation)
 
 
 @contextlib.contextmanager
-def _synced_steps():
-  """While tracing a Playground reset/step: `mjx_env.step` ends with `_sync`.
+def _as_dm_control():
+  """While tracing a Playground reset/step: `mjx_env.step` ends with `_sync`, and
+  capsule pairs collide as in MuJoCo (`envs.dmc_collision`).
 
   Playground's tasks call the module function `mjx_env.step`; it is swapped only for
   the duration of the call being traced and restored after, so nothing outside this
@@ -116,11 +128,12 @@ def _synced_steps():
   shipped = mjx_env.step
 
   def step(model, data, action, n_substeps=1):
-    return _sync(model, shipped(model, data, action, n_substeps))
+    return _after_step(model, shipped(model, data, action, n_substeps))
 
   mjx_env.step = step
   try:
-    yield
+    with mujoco_capsules():
+      yield
   finally:
     mjx_env.step = shipped
 
@@ -166,22 +179,23 @@ class PlaygroundEnv(BackendEnv):
     draw = dmc_resets.RESETS.get(self.task)
     if draw is not None:
       key, key_dmc = jax.random.split(key)
-    with _synced_steps():
+    with _as_dm_control():
       bstate = pg.reset(key)
-    if draw is not None or self.task in _TARGET_SET_AFTER_FORWARD:
-      data = bstate.data
-      if draw is not None:
-        qpos, qvel = draw(key_dmc, pg.mj_model, data.qpos, pg.mjx_model, data)
-        data = data.replace(qpos=qpos.astype(data.qpos.dtype), qvel=qvel.astype(data.qvel.dtype))
-        data = mjx.forward(pg.mjx_model, data)
-      else:
-        data = _sync(pg.mjx_model, data)
-      bstate = bstate.replace(data=data, obs=pg._get_obs(data, bstate.info))  # pylint: disable=protected-access
+      if draw is not None or self.task in _TARGET_SET_AFTER_FORWARD:
+        data = bstate.data
+        if draw is not None:
+          qpos, qvel = draw(key_dmc, pg.mj_model, data.qpos, pg.mjx_model, data)
+          data = data.replace(qpos=qpos.astype(data.qpos.dtype),
+                              qvel=qvel.astype(data.qvel.dtype))
+          data = mjx.forward(pg.mjx_model, data)
+        else:
+          data = _sync(pg.mjx_model, data)
+        bstate = bstate.replace(data=data, obs=pg._get_obs(data, bstate.info))  # pylint: disable=protected-access
     return to_env_state(self._corrected(bstate))
 
   def step(self, state: EnvState, action: jax.Array) -> EnvState:
     if self.fidelity == "playground":
       return super().step(state, action)
-    with _synced_steps():
+    with _as_dm_control():
       bstate = self.backend_env.step(state.sim, jnp.clip(action, -1.0, 1.0))
     return to_env_state(self._corrected(bstate))
