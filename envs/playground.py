@@ -78,14 +78,12 @@ RESIDUAL = {
               "their contacts turned off, as Playground ships them",
     "humanoid": "touch sensors absent (dm_control does not observe them)",
 }
-# Tasks that still differ from dm_control at fidelity='dm_control' (make warns).
-NOT_REPRODUCED = {
-    "hopper": "contact forces differ from MuJoCo's: from a dm_control start state in floor "
-              "contact, joint velocities differ by 4.5e-4 after one step in float64 as in "
-              "float32 (out of contact the step agrees to 1e-7); cause not yet found "
-              "(issue 13)",
-}
+# Tasks that still differ from dm_control at fidelity='dm_control' (make warns). None
+# since MuJoCo's capsule contacts (issue 13: hopper's was the last).
+NOT_REPRODUCED: dict[str, str] = {}
 RESIDUAL_ALL = ("a NaN state terminates the episode (dm_control raises PhysicsError); "
+                "the constraint solver stops at dm_control's tolerance at another iterate "
+                "than MuJoCo's (rare substeps, up to 2e-4 relative in accelerations); "
                 "MJX runs in float32, so chaotic tasks (contacts: cheetah, hopper, walker, "
                 "humanoid) leave a replayed dm_control trajectory after 10-400 steps")
 

@@ -12,7 +12,7 @@ import pytest
 
 import envs
 from envs.dmc_compare import linear_policy
-from envs import dmc_compare
+from envs import dmc_compare, playground
 
 # (task, steps compared): RK4 + the reset observation; contacts + eulerdamp + contact caps;
 # fish's torso + obs order + timestep; pendulum's obs order + timestep; finger's
@@ -94,14 +94,16 @@ def test_corrected_env_is_jittable_and_deterministic():
   assert jnp.all(jnp.isfinite(a))
 
 
-def test_names_details_and_the_shipped_port_warns():
+def test_names_details_and_the_shipped_port_warns(monkeypatch):
   details = envs.names(details=True)
   assert set(details) == set(envs.names())
-  assert [n for n in envs.names("dmc") if not details[n]["reproduces_dm_control"]] == [
-      "dmc/hopper_hop", "dmc/hopper_stand"]
+  assert all(details[n]["reproduces_dm_control"] for n in envs.names("dmc"))
   assert "decoration" in details["dmc/finger_spin"]["note"]
   assert details["brax/hopper"]["reproduces_dm_control"] is None
   with pytest.warns(UserWarning, match="does not reproduce dm_control: .*RK4"):
     envs.make("dmc/cartpole_balance", fidelity="playground")
+  # A task marked as not reproducing dm_control is reported and warns at make.
+  monkeypatch.setitem(playground.NOT_REPRODUCED, "hopper", "contact forces differ")
+  assert not envs.names(details=True)["dmc/hopper_stand"]["reproduces_dm_control"]
   with pytest.warns(UserWarning, match="does not fully reproduce dm_control: contact"):
     envs.make("dmc/hopper_stand")
