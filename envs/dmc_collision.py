@@ -15,9 +15,9 @@ contacts on capsules differ from MuJoCo's, in float64 as in float32:
 `mjc_SphereCapsule` (engine_collision_primitive.c): unregularised solves, MuJoCo's
 clipping order, and `_SphereSphere`'s normal for coincident points.
 
-One difference remains: for exactly parallel axes (|det| < mjMINVAL) MuJoCo adds up to
-two contacts; MJX's contact array holds one per capsule pair, so this keeps the deepest
-of MuJoCo's candidates.
+One difference remains: for exactly parallel axes (|det| < mjMINVAL) MuJoCo adds two
+contacts (3.17: the two ends of the overlap); MJX's contact array holds one per capsule
+pair, so this returns one of MuJoCo's two (the deepest end-point candidate).
 """
 
 from __future__ import annotations
@@ -33,12 +33,18 @@ from mujoco.mjx._src.types import GeomType
 _MINVAL = 1e-15  # mjMINVAL
 
 
+def _normalize(x):
+  """MuJoCo's `mju_normalize3` -> (x / |x| [3], |x| []): (1, 0, 0) below mjMINVAL (MJX's
+  `normalize_with_norm` takes any vector with all components <= 1e-8 for zero)."""
+  length = jnp.sqrt(x @ x)
+  unit = x / jnp.where(length < _MINVAL, 1.0, length)
+  return jnp.where(length < _MINVAL, jnp.array([1.0, 0.0, 0.0], x.dtype), unit), length
+
+
 def _sphere_sphere(pos1, r1, axis1, pos2, r2, axis2):
   """MuJoCo's `_SphereSphere` -> (dist [], pos [3], normal [3])."""
-  n, length = math.normalize_with_norm(pos2 - pos1)
-  cross, cross_len = math.normalize_with_norm(jnp.cross(axis1, axis2))
-  fallback = jnp.where(cross_len < _MINVAL, jnp.array([1.0, 0.0, 0.0], n.dtype), cross)
-  n = jnp.where(length < _MINVAL, fallback, n)
+  n, length = _normalize(pos2 - pos1)
+  n = jnp.where(length < _MINVAL, _normalize(jnp.cross(axis1, axis2))[0], n)
   dist = length - r1 - r2
   return dist, pos1 + n * (r1 + dist / 2), n
 
@@ -106,8 +112,7 @@ def plane_capsule(plane: GeomInfo, cap: GeomInfo):
   (`mju_makeFrame` only falls back to a fixed axis when the given tangent is zero).
   """
   n, axis = plane.mat[:, 2], cap.mat[:, 2]
-  t1, t1_len = math.normalize_with_norm(axis - n * (n @ axis))
-  t1 = jnp.where(t1_len < _MINVAL, jnp.array([1.0, 0.0, 0.0], n.dtype), t1)
+  t1 = _normalize(axis - n * (n @ axis))[0]
   frame = jnp.stack([n, t1, jnp.cross(n, t1)])
   dist, pos = [], []
   for end in (cap.pos + axis * cap.size[1], cap.pos - axis * cap.size[1]):
@@ -124,11 +129,14 @@ _MUJOCO = {(GeomType.PLANE, GeomType.CAPSULE): "plane_capsule",
 
 @contextlib.contextmanager
 def mujoco_capsules():
-  """While tracing: MJX's collision driver uses `capsule_capsule` and `sphere_capsule`.
+  """While tracing: MJX's collision driver uses `plane_capsule`, `sphere_capsule` and
+  `capsule_capsule` from this module.
 
-  The driver looks its table up when a step is traced, so a jitted step compiled inside
-  this context keeps MuJoCo's contacts; the table is restored on exit. (The functions
-  are looked up by name here, so an ablation can swap them on this module.)
+  The driver looks its table up when a step is traced, so a jitted step traced inside
+  this context keeps MuJoCo's contacts; the table is restored on exit. Enter it inside
+  the function that is jitted (as `envs.playground` does), not around `jax.jit(...)`,
+  which traces at its first call. The functions are looked up by name here, so an
+  ablation can swap them on this module.
   """
   table = collision_driver._COLLISION_FUNC  # pylint: disable=protected-access
   shipped = {key: table[key] for key in _MUJOCO}

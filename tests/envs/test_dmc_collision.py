@@ -55,13 +55,17 @@ def _poses(rng, n, bodies):
   return np.stack(out)
 
 
-def _compare(first, second, ncon, ours, shipped, n=200):
+def _compare(first, second, ncon, ours, shipped, n=200, poses=None):
   """(MuJoCo's, ours, MJX's shipped) contacts: (dist [n, c], pos [n, c, 3],
-  frame [n, c, 3, 3]) for n random poses; c = `ncon` contacts per pose."""
+  frame [n, c, 3, 3]) for n random poses (or `poses` [n, nq]); c = `ncon` contacts per
+  pose."""
   model, bodies = _model(first, second), 1 if "plane" in first else 2
   data = mujoco.MjData(model)
   ref, geoms = [], []
-  for qpos in _poses(np.random.default_rng(0), n, bodies):
+  if poses is None:
+    poses = _poses(np.random.default_rng(0), n, bodies)
+  n = len(poses)
+  for qpos in poses:
     data.qpos[:] = qpos
     mujoco.mj_forward(model, data)
     assert data.ncon == ncon and all((c.geom1, c.geom2) == (0, 1) for c in data.contact)
@@ -113,3 +117,57 @@ def test_mjx_contact_differs(contacts):
     assert np.abs(shipped[2] - frame).max() > 0.1
   else:
     assert np.abs(shipped[2][..., 0, :] - frame[..., 0, :]).max() > 1e-6
+
+
+_UP = np.array([1.0, 0, 0, 0])
+_ALONG_Y = _quat(np.array([1.0, 0, 0]), np.pi / 2)   # capsule axis along -y
+_ALONG_X = _quat(np.array([0.0, 1, 0]), np.pi / 2)   # capsule axis along x
+
+
+@pytest.mark.parametrize("name,poses", [
+    # sphere 1e-9 off the capsule's axis: MuJoCo's normal points from the sphere's centre
+    ("sphere_capsule", [np.concatenate([[1e-9, 0, 0], _UP, [0, 0, 0], _UP])]),
+    # crossing capsules 1e-9 apart: the normal is the true one, not a fallback
+    ("capsule_capsule", [np.concatenate([[0, 0, 0], _ALONG_X, [0, 0, -1e-9], _ALONG_Y])]),
+    # a capsule 1e-9 rad from vertical on the floor, and one exactly vertical
+    ("plane_capsule", [np.concatenate([[0, 0, 0.1], _quat(np.array([1.0, 0, 0]), 1e-9)]),
+                       np.concatenate([[0, 0, 0.1], _UP])]),
+])
+def test_degenerate_contacts_are_mujocos(name, poses):
+  """Near-zero vectors are normalised as MuJoCo does (zero only below 1e-15)."""
+  first, second, ncon = CASES[name]
+  (dist, pos, frame), ours, _ = _compare(first, second, ncon, getattr(dmc_collision, name),
+                                         getattr(collision_primitive, name),
+                                         poses=np.stack(poses))
+  np.testing.assert_allclose(ours[0], dist, atol=1e-10)
+  np.testing.assert_allclose(ours[2], frame, atol=1e-8)
+
+
+def test_parallel_capsules_give_one_of_mujocos_contacts():
+  """Exactly parallel axes: MuJoCo adds two contacts, MJX has room for one; it is one of
+  MuJoCo's."""
+  model = _model(_CAPSULE_A, _CAPSULE_B)
+  data = mujoco.MjData(model)
+  rng = np.random.default_rng(1)
+  for _ in range(20):
+    q = _quat(rng.normal(size=3), rng.uniform(0, np.pi))
+    data.qpos[:] = np.concatenate([[0, 0, 0], q, rng.normal(size=3) * 0.05, q])
+    mujoco.mj_forward(model, data)
+    ref = [(c.dist, c.pos.copy()) for c in data.contact]
+    with jax.enable_x64(True):
+      m = types.SimpleNamespace(geom_size=jnp.asarray(model.geom_size[:2]))
+      d = types.SimpleNamespace(geom_xpos=jnp.asarray(data.geom_xpos[:2]),
+                                geom_xmat=jnp.asarray(data.geom_xmat[:2].reshape(2, 3, 3)))
+      dist, pos, _ = dmc_collision.capsule_capsule(m, d, None, jnp.array([[0, 1]]))
+    assert any(abs(float(dist[0]) - rd) < 1e-10 and np.abs(np.asarray(pos[0]) - rp).max() < 1e-10
+               for rd, rp in ref), (dist, pos, ref)
+
+
+def test_context_swaps_mjx_table_only_inside():
+  from mujoco.mjx._src import collision_driver  # pylint: disable=import-outside-toplevel
+  from mujoco.mjx._src.types import GeomType  # pylint: disable=import-outside-toplevel
+  key = (GeomType.PLANE, GeomType.CAPSULE)
+  shipped = collision_driver._COLLISION_FUNC[key]  # pylint: disable=protected-access
+  with dmc_collision.mujoco_capsules():
+    assert collision_driver._COLLISION_FUNC[key] is dmc_collision.plane_capsule  # pylint: disable=protected-access
+  assert collision_driver._COLLISION_FUNC[key] is shipped  # pylint: disable=protected-access
