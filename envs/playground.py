@@ -85,7 +85,7 @@ RESIDUAL_ALL = ("a NaN state terminates the episode (dm_control raises PhysicsEr
                 "the constraint solver stops at dm_control's tolerance at another iterate "
                 "than MuJoCo's (rare substeps, up to 2e-4 relative in accelerations); "
                 "MJX runs in float32, so chaotic tasks (contacts: cheetah, hopper, walker, "
-                "humanoid) leave a replayed dm_control trajectory after 10-400 steps")
+                "humanoid) leave a replayed dm_control trajectory after 17-360 steps")
 
 
 def domain(task: str) -> str:
