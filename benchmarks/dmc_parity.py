@@ -36,6 +36,9 @@ flags.DEFINE_integer("episodes", 50, "Episodes per backend.")
 flags.DEFINE_list("fidelity", ["dm_control", "playground"], "dmc/ fidelity modes compared.")
 flags.DEFINE_list("workdirs", [], "experiments.train workdirs on dmc/<task>: their policy "
                   "replaces the linear one on that task.")
+flags.DEFINE_integer("chunk", 0, "Run dmc/ episodes in vmapped chunks of this many (0: all "
+                     "at once). humanoid needs it on CPU: 50 humanoid episodes vmapped "
+                     "deadlock in XLA's CPU runtime after compiling (jax 0.10.2; 16 run).")
 flags.DEFINE_string("out", None, "Output prefix for .json and .png (optional).")
 flags.DEFINE_bool("obs_table", False, "Also check first-step observations on every dmc/ task.")
 
@@ -81,10 +84,14 @@ def task_rows(task: str, workdir: str | None, episodes: int) -> list[dict]:
   for fidelity in FLAGS.fidelity:
     env = envs.make(f"dmc/{task}", fidelity=fidelity)
     key = jax.random.PRNGKey(1)
-    run = jax.jit(lambda k, env=env: envs.episode_returns(env, policy, k, episodes))
+    chunk = FLAGS.chunk if 0 < FLAGS.chunk < episodes else episodes
+    if episodes % chunk:
+      raise ValueError(f"--episodes={episodes} is not a multiple of --chunk={chunk}")
+    keys = [key] if chunk == episodes else list(jax.random.split(key, episodes // chunk))
+    run = jax.jit(lambda k, env=env: envs.episode_returns(env, policy, k, chunk))
     run = run.lower(key).compile()
     t = time.time()
-    r = np.asarray(run(key))
+    r = np.concatenate([np.asarray(run(k)) for k in keys])
     seconds = time.time() - t
     row = {"task": task, "policy": what, "fidelity": fidelity, "episodes": episodes,
            "dmc": _stats(r), "native": _stats(r_nat), "dmc_seconds": seconds,
