@@ -1,6 +1,12 @@
-"""MuJoCo's capsule contacts (capsule-capsule, sphere-capsule), for MJX (issue 13).
+"""MuJoCo's contacts on capsules (plane-, sphere- and capsule-capsule), for MJX (issue 13).
 
-MJX 3.3 regularises its closest-point solves with a `+ 1e-6` in the denominator
+MJX 3.3's plane-capsule contact takes a fixed first friction direction ((0, 1, 0) or
+(0, 0, 1)) whenever the capsule's axis is within 30 degrees of the plane's normal;
+MuJoCo's projects the axis onto the plane whatever the angle. With dm_control's
+pyramidal friction cones that turns the friction pyramid: humanoid's accelerations
+differ by up to 37x from its first floor contact (`benchmarks/dmc_substeps.py`).
+
+MJX 3.3 also regularises its closest-point solves with a `+ 1e-6` in the denominator
 (`mjx._src.math.closest_segment_to_segment_points`, `closest_segment_point`), so its
 contacts on capsules differ from MuJoCo's, in float64 as in float32:
 
@@ -11,9 +17,11 @@ contacts on capsules differ from MuJoCo's, in float64 as in float32:
 - sphere-capsule: the projection onto the axis is off by 1e-6 / length^2 (1e-5 on
   humanoid's shin), the normal by 2e-5 when a hand touches a leg.
 
-`capsule_capsule` and `sphere_capsule` below are MuJoCo's `mjc_CapsuleCapsule` and
-`mjc_SphereCapsule` (engine_collision_primitive.c): unregularised solves, MuJoCo's
-clipping order, and `_SphereSphere`'s normal for coincident points.
+`plane_capsule`, `sphere_capsule` and `capsule_capsule` below are MuJoCo's
+`mjc_PlaneCapsule`, `mjc_SphereCapsule` and `mjc_CapsuleCapsule`
+(engine_collision_primitive.c): the projected axis as first tangent, unregularised
+solves, MuJoCo's clipping order, `_SphereSphere`'s normal for coincident points and
+`mju_normalize3`'s zero threshold.
 
 One difference remains: for exactly parallel axes (|det| < mjMINVAL) MuJoCo adds two
 contacts (3.17: the two ends of the overlap); MJX's contact array holds one per capsule
