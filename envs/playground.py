@@ -4,10 +4,11 @@ With `fidelity="dm_control"` (the default of `envs.make`), `PlaygroundEnv` corre
 what issue 13 found to differ from `dm_control.suite` in Playground 0.2.0's ports:
 
 - Physics options (solver, integrator, timestep, contact caps) and fish's torso:
-  `envs.dmc_physics`. Contacts on capsules (plane, sphere and capsule against capsule)
-  as MuJoCo computes them, where MJX's differ: `envs.dmc_collision`. The line search is capped at 10 iterations, which changes no
+  `envs.dmc_physics`. The line search is capped at 10 iterations, which changes no
   replayed trajectory in float32 and saves 3-4x; `fidelity="dm_control_exact"` keeps
   dm_control's 50.
+- Contacts on capsules (plane, sphere and capsule against capsule) as MuJoCo computes
+  them, where MJX's differ: `envs.dmc_collision`.
 - Stale observations and rewards. MJX's `mjx.step` computes kinematics and sensors
   *before* it integrates, so Playground's obs and reward after a step describe the state
   one physics substep earlier (a whole control step on acrobot, cartpole, cheetah,

@@ -74,7 +74,7 @@ def names(backend: str | None = None, details: bool = False) -> list[str] | dict
   """All known env names (`brax/...`, `dmc/...`, `dmc_native/...`), optionally of one backend.
 
   With `details`, a dict name -> {'reproduces_dm_control': True for dmc_native/ and for
-  dmc/ at its default fidelity where issue 13's checks pass (False for hopper_*), None
+  dmc/ at its default fidelity unless its domain is in `NOT_REPRODUCED`, None
   for brax/; 'note': what still differs from dm_control, '' if nothing}.
   """
   out = ([f"brax/{t}" for t in BRAX_TASKS] + [f"dmc/{t}" for t in PLAYGROUND_DMC]
