@@ -207,11 +207,17 @@ def save(data: LoggedData, path: str) -> None:
   arrays = {k: np.asarray(getattr(data, k)) for k in ARRAYS}
   validate(arrays)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  np.savez_compressed(path + ".npz", **arrays)
   meta = {**data.metadata, "num_trajectories": data.num_trajectories, "horizon": data.horizon,
           "obs_size": int(arrays["obs"].shape[-1]), "action_size": int(arrays["action"].shape[-1])}
-  with open(path + ".json", "w") as f:
-    json.dump(meta, f, indent=2)
+  # Each file is written whole or not at all (tmp + rename): an interrupted save leaves
+  # the previous files, never half of one.
+  for ext, write in ((".npz", lambda f: np.savez_compressed(f, **arrays)),
+                     (".json", lambda f: f.write(json.dumps(meta, indent=2).encode()))):
+    with open(path + ext + ".tmp", "wb") as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(path + ext + ".tmp", path + ext)
 
 
 def load(path: str) -> LoggedData:
@@ -219,11 +225,18 @@ def load(path: str) -> LoggedData:
   for ext in (".npz", ".json"):
     if not os.path.exists(path + ext):
       raise DataError(f"no logged data at {path}{ext}")
-  with np.load(path + ".npz") as f:
-    arrays = {k: f[k] for k in f.files}
+  try:
+    with np.load(path + ".npz") as f:
+      arrays = {k: f[k] for k in f.files}
+  except Exception as e:  # zipfile / zlib / numpy errors of a damaged or truncated file
+    raise DataError(f"{path}.npz cannot be read, it is damaged or incomplete "
+                    f"({type(e).__name__}: {e})") from None
   validate(arrays)
-  with open(path + ".json") as f:
-    meta = json.load(f)
+  try:
+    with open(path + ".json") as f:
+      meta = json.load(f)
+  except ValueError as e:
+    raise DataError(f"{path}.json cannot be read, it is damaged or incomplete ({e})") from None
   return LoggedData(**{k: jnp.asarray(arrays[k]) for k in ARRAYS}, metadata=meta)
 
 

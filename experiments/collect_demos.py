@@ -7,7 +7,9 @@ Trains an expert with `--agent` (default SAC) in `--expert_workdir` unless a fin
 is there, then rolls out `--num_trajectories` full episodes of it (the deterministic
 policy tanh(mean) by default, `--nodeterministic` to sample) and saves them with
 `evaluation.data.save`: <out>.npz + <out>.json, whose metadata holds every trajectory's
-return, their mean, and the expert run. behavior_log_prob is the expert's log-density
+return, their mean, and the expert run. Interrupted, the same command resumes the
+expert's training; the output files are written whole or not at all; a damaged expert
+run (config, summary or checkpoint) is one clear error. behavior_log_prob is the expert's log-density
 of the logged action (for the deterministic expert, at its own mean action).
 """
 
@@ -47,6 +49,7 @@ def main(argv):
   import envs
   from evaluation import data as data_lib
   from experiments import runner
+  from experiments.checkpoints import CheckpointError
 
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.expert_seeds,
                         total_steps=FLAGS.expert_steps, seed=FLAGS.seed,
@@ -55,16 +58,21 @@ def main(argv):
   try:
     if not (os.path.exists(summary_path) and json.load(open(summary_path))["finished"]):
       print(f"training the expert in {FLAGS.expert_workdir}", file=sys.stderr)
-      runner.train(spec, FLAGS.expert_workdir)
+      summary = runner.train(spec, FLAGS.expert_workdir)
+      if not summary["finished"]:
+        sys.exit("error: the expert's training stopped early (preempted or diverged); "
+                 "re-run the same command to resume")
     spec = runner.RunSpec(**runner.read_spec(FLAGS.expert_workdir))
     _, env, agent = runner.build(spec)
-  except (ValueError, envs.EnvError) as e:
+    if agent.log_prob is None:
+      sys.exit(f"error: agent {spec.agent!r} has no policy density; use sac, mdpo_off, ppo, ...")
+    with open(summary_path) as f:
+      best = int(np.argmax(json.load(f)["final_return"]))
+    state = jax.tree.map(lambda x: x[best], runner.load_state(FLAGS.expert_workdir))
+  except (ValueError, envs.EnvError, runner.RunError, CheckpointError) as e:
     sys.exit(f"error: {e}")
-  if agent.log_prob is None:
-    sys.exit(f"error: agent {spec.agent!r} has no policy density; use sac, mdpo_off, ppo, ...")
-  with open(summary_path) as f:
-    best = int(np.argmax(json.load(f)["final_return"]))
-  state = jax.tree.map(lambda x: x[best], runner.load_state(FLAGS.expert_workdir))
+  except (OSError, KeyError, TypeError) as e:  # damaged config.json / summary.json
+    sys.exit(f"error: {FLAGS.expert_workdir} cannot be read as a training run: {e}")
   params = agent.policy_params(state)
   policy = agent.make_policy(params, FLAGS.deterministic)
   demos = jax.jit(lambda k: data_lib.collect(

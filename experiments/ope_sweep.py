@@ -13,6 +13,10 @@ every (dataset, candidate) pair, vmapped, the dataset axis sharded over the devi
 per core on a CPU); (6) every metric per k, as plain means over datasets, with the count
 of datasets where an estimator gave a non-finite estimate.
 
+Re-running with the same --workdir resumes: the candidate run resumes from its last
+checkpoint, and each finished stage (true values, datasets, FQE, intervals) is read back
+from --workdir/stages/ when the flags are the same. One process per workdir.
+
 Writes into --workdir: ope_summary.json (per estimator: estimates per dataset, every
 metric per dataset and mean, per k; confidence intervals with their coverage of the
 true values; the metrics of selection by each interval's lower bound), ope_table.csv,
@@ -67,7 +71,19 @@ def _fail(message):
 def main(argv):
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}")
-  run(*check_flags())
+  args = check_flags()
+  from experiments.workdir_lock import WorkdirLock, WorkdirLocked  # pylint: disable=import-outside-toplevel
+  try:
+    os.makedirs(FLAGS.workdir, exist_ok=True)
+    lock = WorkdirLock(FLAGS.workdir).acquire()
+  except WorkdirLocked as e:
+    _fail(e)
+  except OSError as e:
+    _fail(f"cannot write to {FLAGS.workdir}: {e.strerror or e}")
+  try:
+    run(*args)
+  finally:
+    lock.release()
 
 
 def check_flags() -> tuple[list[float], bool]:
@@ -119,11 +135,12 @@ def prepare(temps, deterministic) -> dict:
   import numpy as np
 
   import envs
-  from evaluation import candidates, sweep
+  from evaluation import candidates, data as data_lib, sweep
   from experiments import runner
   from experiments.agents import policy_network
+  from experiments.checkpoints import CheckpointError
+  from experiments.stage_cache import StageCache
 
-  os.makedirs(FLAGS.workdir, exist_ok=True)
   policy_dir = FLAGS.policy_workdir or os.path.join(FLAGS.workdir, "policy")
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=1,
                         total_steps=FLAGS.policy_steps, seed=FLAGS.seed,
@@ -138,8 +155,10 @@ def prepare(temps, deterministic) -> dict:
     config, _, agent = runner.build(spec)
     env = envs.make(FLAGS.env, episode_length=FLAGS.horizon)
     policy_net, min_std = policy_network(spec.agent, config, env)
-  except ValueError as e:
+  except (ValueError, runner.RunError, envs.EnvError) as e:
     _fail(e)
+  except (OSError, KeyError, TypeError) as e:  # a damaged config.json / summary.json
+    _fail(f"{policy_dir} cannot be read as a training run: {e}")
   saved = runner.checkpoint_steps(policy_dir)
   stages = [int(s) for s in FLAGS.stages] or [s for s in saved if s > 0]
   missing = sorted(set(stages) - set(saved))
@@ -151,7 +170,10 @@ def prepare(temps, deterministic) -> dict:
     _fail(f"--behavior_stage={behavior_stage} is not a checkpoint of {policy_dir}: {saved}")
 
   def params_at(step):
-    return jax.tree.map(lambda x: x[0], runner.load_state(policy_dir, step))
+    try:
+      return jax.tree.map(lambda x: x[0], runner.load_state(policy_dir, step))
+    except CheckpointError as e:
+      _fail(f"candidate checkpoint {step} of {policy_dir}: {e}")
 
   family = candidates.TanhGaussianFamily(policy_net, min_std)
   pool = candidates.make_pool([agent.policy_params(params_at(s)) for s in stages], temps)
@@ -160,30 +182,44 @@ def prepare(temps, deterministic) -> dict:
   num = len(stages) * len(temps)
 
   keys = dict(zip(("true", "data", "fqe", "ci"), jax.random.split(jax.random.PRNGKey(FLAGS.seed), 4)))
-  print(f"{num} candidates; true values from {FLAGS.true_episodes} episodes each", file=sys.stderr)
-  t = time.time()
-  true_fn = jax.jit(lambda p, k: candidates.true_values(
-      env, family, p, k, FLAGS.true_episodes, FLAGS.horizon, FLAGS.discount))
-  true_mean, true_se = map(np.asarray, true_fn(pool, keys["true"]))
-  # V(π_b) by the same Monte-Carlo (SharpeRatio@k's baseline, the default threshold).
-  b_mean, b_se = map(np.asarray, true_fn(jax.tree.map(lambda x: x[None], behavior), keys["true"]))
-  true_seconds = time.time() - t
+  cache = StageCache(os.path.join(FLAGS.workdir, "stages"), {
+      # Where the files are is not what they hold: a moved workdir keeps its stages.
+      "flags": {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])
+                if f.name not in ("workdir", "policy_workdir")},
+      "policy_run": runner.read_spec(policy_dir), "policy_checkpoints": saved})
+
+  def true_values():
+    print(f"{num} candidates; true values from {FLAGS.true_episodes} episodes each",
+          file=sys.stderr)
+    t = time.time()
+    true_fn = jax.jit(lambda p, k: candidates.true_values(
+        env, family, p, k, FLAGS.true_episodes, FLAGS.horizon, FLAGS.discount))
+    mean, se = true_fn(pool, keys["true"])
+    # V(π_b) by the same Monte-Carlo (SharpeRatio@k's baseline, the default threshold).
+    b_mean, b_se = true_fn(jax.tree.map(lambda x: x[None], behavior), keys["true"])
+    return dict(mean=mean, se=se, b_mean=b_mean, b_se=b_se, seconds=time.time() - t)
+
+  tv = cache.get("true_values", true_values)
+  true_mean, true_se, b_mean, b_se = tv["mean"], tv["se"], tv["b_mean"], tv["b_se"]
+  true_seconds = float(tv["seconds"])
 
   # The dataset axis is sharded over as many devices as divide it (one per core on a CPU).
   sharding = runner.seed_sharding(FLAGS.num_datasets)
   devices = 1 if sharding is None else len(sharding.mesh.devices.ravel())
   print(f"{FLAGS.num_datasets} datasets x {FLAGS.num_trajectories} trajectories "
         f"on {devices} device(s)", file=sys.stderr)
-  datasets = jax.jit(lambda k: sweep.collect_datasets(
-      env, family, behavior, k, FLAGS.num_datasets, FLAGS.num_trajectories, FLAGS.horizon),
-                     out_shardings=sharding)(keys["data"])
+  collect = jax.jit(lambda k: sweep.collect_datasets(
+      env, family, behavior, k, FLAGS.num_datasets, FLAGS.num_trajectories, FLAGS.horizon))
+  arrays = cache.get("datasets", lambda: {k: getattr(collect(keys["data"]), k)
+                                          for k in data_lib.ARRAYS})
+  datasets = jax.device_put(data_lib.LoggedData(**arrays), sharding)
   return dict(env=env, family=family, pool=pool, behavior=behavior, stages=stages,
               behavior_stage=behavior_stage, policy_dir=policy_dir, spec=spec, num=num,
               ks=tuple(range(1, num + 1)), keys=keys, true_mean=true_mean, true_se=true_se,
               behavior_value=float(b_mean[0]), behavior_value_se=float(b_se[0]),
               true_seconds=true_seconds, datasets=datasets,
               behavior_values=np.asarray(sweep.behavior_values(datasets, FLAGS.discount)),
-              sharding=sharding, devices=devices, deterministic=deterministic)
+              sharding=sharding, devices=devices, deterministic=deterministic, cache=cache)
 
 
 def run(temps, deterministic):
@@ -210,12 +246,18 @@ def run(temps, deterministic):
   inputs_fn = jax.jit(jax.vmap(lambda d, k: sweep.ratios_and_q(
       d, family, pool, FLAGS.discount, k, deterministic, FLAGS.bandwidth, fqe_config,
       FLAGS.kernel, FLAGS.kernel_truncate)))
-  t = time.time()
-  fqe_keys = jax.random.split(k_fqe, FLAGS.num_datasets)
-  if sharding is not None:
-    fqe_keys = jax.device_put(fqe_keys, sharding)
-  inputs = jax.block_until_ready(inputs_fn(datasets, fqe_keys))
-  fqe_seconds = time.time() - t
+  cache = ctx["cache"]
+
+  def fqe():
+    t = time.time()
+    fqe_keys = jax.random.split(k_fqe, FLAGS.num_datasets)
+    if sharding is not None:
+      fqe_keys = jax.device_put(fqe_keys, sharding)
+    out = jax.block_until_ready(inputs_fn(datasets, fqe_keys))
+    return {"inputs": out, "seconds": time.time() - t}
+
+  stage = cache.get("fqe", fqe)
+  inputs, fqe_seconds = stage["inputs"], float(stage["seconds"])
 
   estimate_fn = jax.jit(jax.vmap(lambda d, i: sweep.estimate(d, i, FLAGS.discount)))
   jax.block_until_ready(estimate_fn(datasets, inputs))
@@ -224,9 +266,14 @@ def run(temps, deterministic):
   estimate_seconds = time.time() - t
   ci_fn = jax.jit(jax.vmap(lambda d, i, k: sweep.intervals(d, i, FLAGS.discount, k, FLAGS.alpha,
                                                            FLAGS.num_bootstrap)))
-  t = time.time()
-  cis = jax.device_get(ci_fn(datasets, inputs, jax.random.split(k_ci, FLAGS.num_datasets)))
-  interval_seconds = time.time() - t
+
+  def intervals():
+    t = time.time()
+    out = ci_fn(datasets, inputs, jax.random.split(k_ci, FLAGS.num_datasets))
+    return {"cis": jax.device_get(out), "seconds": time.time() - t}
+
+  stage = cache.get("intervals", intervals)
+  cis, interval_seconds = stage["cis"], float(stage["seconds"])
   threshold = behavior_value if FLAGS.safety_threshold is None else FLAGS.safety_threshold
   scores = jax.device_get(sweep.assess(estimates, jnp.asarray(true_mean), behavior_value, ks,
                                        threshold, FLAGS.clip_sharpe_ratio))

@@ -6,6 +6,18 @@ The run is `num_evals` chunks of `lax.scan`ned updates; after each chunk every s
 deterministic policy is evaluated, metrics are appended to `metrics.jsonl` and the
 state is checkpointed. Re-running on the same workdir resumes after the last
 checkpoint and ends in the same parameters as an uninterrupted run.
+
+What clusters do to runs (issue 14):
+- divergence: every update is checked inside the jitted chunk
+  (`algorithms.common.divergence`); a seed that diverges is frozen at its state before
+  that chunk (read back from its checkpoint) and reported (`diverged` in metrics rows and
+  the summary); the other seeds go on; when every seed has diverged the run stops;
+- damaged checkpoints: restore verifies the newest and falls back to older ones
+  (`experiments.checkpoints`);
+- preemption: SIGTERM finishes the chunk, checkpoints and stops (`experiments.preemption`);
+- write failures (full disk, read-only workdir) stop the run with one clear `RunError`;
+  earlier checkpoints and metrics stay intact;
+- one process per workdir (`experiments.workdir_lock`).
 """
 
 from __future__ import annotations
@@ -25,10 +37,18 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 import envs
-from algorithms.common.agent import run_updates
+from algorithms.common import divergence
 from experiments import plots
 from experiments.agents import AGENTS, make_config, parse_overrides
-from experiments.checkpoints import Checkpointer
+from experiments.checkpoints import CheckpointError, Checkpointer
+from experiments.preemption import Preemption
+from experiments.workdir_lock import WorkdirLock, WorkdirLocked
+
+DIVERGENCE_BOUND = 1e10
+
+
+class RunError(RuntimeError):
+  """The run cannot start or go on; the message is one line for the user."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +64,8 @@ class RunSpec:
   eval_episodes: int = 8
   overrides: tuple[str, ...] = ()
   env_args: tuple[str, ...] = ()
+  # |loss| (or |kl|) past this marks a seed diverged; inf: only non-finite parameters do.
+  divergence_bound: float = DIVERGENCE_BOUND
 
   def __post_init__(self):
     # A dmc/ run records its env fidelity, so that a later default cannot change a resumed run.
@@ -57,6 +79,9 @@ class RunSpec:
     for name in ("num_seeds", "total_steps", "num_evals", "eval_episodes"):
       if getattr(self, name) <= 0:
         raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+    if not self.divergence_bound > 0:
+      raise ValueError(f"--divergence_bound must be positive (inf: no bound), "
+                       f"got {self.divergence_bound}")
 
 
 def seed_sharding(num_seeds: int) -> Optional[NamedSharding]:
@@ -74,10 +99,31 @@ def _jsonable(x: Any) -> Any:
 
 
 def _read_metrics(path: str) -> list[dict]:
+  """The rows of metrics.jsonl; a line cut short by a failed write is skipped."""
   if not os.path.exists(path):
     return []
+  rows = []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for line in f:
+      try:
+        rows.append(json.loads(line))
+      except ValueError:
+        continue
+  return rows
+
+
+def _write_json(path: str, obj: Any) -> None:
+  """Writes `obj` to `path` atomically: a reader sees the old file or the whole new one."""
+  tmp = path + ".tmp"
+  try:
+    with open(tmp, "w") as f:
+      json.dump(obj, f, indent=2)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 def _append(path: str, rows: list[dict]) -> None:
@@ -101,6 +147,7 @@ def _stored_config(path: str) -> dict:
     cfg = json.load(f)
   if "env" in cfg:
     cfg["env_args"] = list(with_fidelity(cfg["env"], tuple(cfg.get("env_args", ())), "playground"))
+    cfg.setdefault("divergence_bound", DIVERGENCE_BOUND)  # written before issue 14
   return cfg
 
 
@@ -115,8 +162,7 @@ def _check_workdir(workdir: str, config: dict) -> None:
       raise ValueError(f"{workdir} holds a different run ({k}: {old.get(k)!r} there, "
                        f"{config.get(k)!r} now); use a new --workdir")
   else:
-    with open(path, "w") as f:
-      json.dump(config, f, indent=2)
+    _write_json(path, config)
 
 
 def build(spec: RunSpec):
@@ -134,27 +180,66 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   """Runs (or resumes) `spec` in `workdir`; returns the summary written to summary.json.
 
   `max_chunks` stops after that many chunks in this call (for time-limited jobs; a
-  later call resumes). The summary's `finished` says whether the run is complete.
+  later call resumes). The summary's `finished` says whether the run is complete;
+  `preempted` that a SIGTERM stopped it at a checkpoint; `diverged` lists the frozen
+  seeds (`all_diverged`: the run stopped because no seed was left).
   `keep_checkpoints` keeps every chunk's checkpoint (e.g. as OPE candidates), not the last 2.
+  Raises ValueError / EnvError for a bad spec, RunError when the workdir is in use, cannot
+  be written, or holds no readable checkpoint.
   """
   t_start = time.time()
   config, env, agent = build(spec)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    lock = WorkdirLock(workdir).acquire()
+  except WorkdirLocked as e:
+    raise RunError(str(e)) from None
+  except OSError as e:
+    raise RunError(f"cannot write to {workdir}: {e.strerror or e}") from None
+  try:
+    with Preemption() as preemption:
+      return _train(spec, workdir, config, agent, env, t_start, progress, max_chunks,
+                    keep_checkpoints, preemption)
+  finally:
+    lock.release()
 
+
+def _warn(message: str) -> None:
+  tqdm.write(message, file=sys.stderr)
+
+
+def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, keep_checkpoints,
+           preemption) -> dict:
   num_updates = -(-spec.total_steps // agent.steps_per_update)
   updates_per_chunk = -(-num_updates // spec.num_evals)
   num_chunks = -(-num_updates // updates_per_chunk)
   steps_per_chunk = updates_per_chunk * agent.steps_per_update
 
-  os.makedirs(workdir, exist_ok=True)
-  _check_workdir(workdir, {**dataclasses.asdict(spec), "agent_config": dataclasses.asdict(config)})
+  def unwritable(what, e, saved):
+    reason = (e.strerror if isinstance(e, OSError) and e.strerror else
+              e.reason if isinstance(e, CheckpointError) else str(e))
+    kept = (f"checkpoint {saved} and the metrics up to it are intact" if saved is not None
+            else "nothing was checkpointed yet")
+    return RunError(f"cannot write {what} in {workdir} ({reason}); {kept}: free space or "
+                    "make the workdir writable, then re-run the same command to resume")
+
+  try:
+    _check_workdir(workdir, {**dataclasses.asdict(spec), "agent_config": dataclasses.asdict(config)})
+  except OSError as e:
+    raise unwritable("config.json", e, None) from None
 
   sharding = seed_sharding(spec.num_seeds)
   keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.num_seeds)
   init = jax.jit(jax.vmap(agent.init), out_shardings=sharding)
+  bound = None if math.isinf(spec.divergence_bound) else spec.divergence_bound
   # Outputs pinned to the seed sharding: XLA would otherwise replicate the zero-size
   # arrays of MJX states, and the next call would reject them.
-  chunk = jax.jit(jax.vmap(lambda s: run_updates(agent, s, updates_per_chunk)),
+  chunk = jax.jit(jax.vmap(lambda s: divergence.run_guarded_updates(agent, s, updates_per_chunk,
+                                                                    bound)),
                   donate_argnums=0, out_shardings=sharding)
+  # Writes frozen seeds' states back into the batch: state [S, ...], seeds [F], values [F, ...].
+  put_seeds = jax.jit(lambda state, seeds, values: jax.tree.map(
+      lambda x, v: x.at[seeds].set(v), state, values), donate_argnums=0, out_shardings=sharding)
 
   def _eval(state, key):
     policy = agent.make_policy(agent.policy_params(state), True)
@@ -167,71 +252,134 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
                             spec.num_seeds)
 
   metrics_path = os.path.join(workdir, "metrics.jsonl")
+  summary_path = os.path.join(workdir, "summary.json")
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
                       max_to_keep=None if keep_checkpoints else 2)
-  start = ckpt.latest_step()
-  summary_path = os.path.join(workdir, "summary.json")
-  if start == num_chunks and os.path.exists(summary_path):
+  template = jax.eval_shape(init, keys)
+  diverged: dict[int, dict] = {}     # seed -> report
+  frozen: dict[int, Any] = {}        # seed -> its state (host arrays) while frozen
+  try:
+    if ckpt.latest_step() == num_chunks and os.path.exists(summary_path):
+      with open(summary_path) as f:  # nothing left to train: keep the run's own timings
+        return json.load(f)
+    t0 = time.time()
+    try:
+      start, state = ckpt.restore_latest(template, warn=_warn)
+    except CheckpointError as e:
+      raise RunError(str(e)) from None
+    if start is None:
+      state = init(keys)
+      start = 0
+      if os.path.exists(metrics_path):
+        os.remove(metrics_path)
+    else:
+      if sharding is not None:
+        state = jax.device_put(state, sharding)  # empty leaves come back unsharded
+      rows = [r for r in _read_metrics(metrics_path) if r["chunk"] <= start]
+      for r in rows:
+        if r["chunk"] == start and r.get("diverged"):
+          diverged[r["seed"]] = r["diverged"]
+      host = jax.device_get(state)
+      frozen = {s: jax.tree.map(lambda x, s=s: x[s], host) for s in diverged}
+      try:
+        with open(metrics_path, "w") as f:
+          f.writelines(json.dumps(r) + "\n" for r in rows)
+      except OSError as e:
+        raise unwritable("metrics.jsonl", e, start) from None
+    saved = start if start > 0 else None
+
+    def record(index, state, train_metrics):
+      returns = np.asarray(evaluate_seeds(state, eval_keys(index)))
+      rows = []
+      for s in range(spec.num_seeds):
+        row = {"chunk": index, "env_steps": agent.init_steps + index * steps_per_chunk, "seed": s,
+               "eval_return": float(returns[s].mean()),
+               "eval_return_std": float(returns[s].std())}
+        for k, v in (train_metrics or {}).items():
+          vals = np.asarray(v[s], np.float64)
+          row[f"train/{k}"] = (None if s in diverged else  # a frozen seed's updates are not kept
+                               _jsonable(np.nanmean(vals) if np.isfinite(vals).any() else np.nan))
+        if s in diverged:
+          row["diverged"] = diverged[s]
+        rows.append(row)
+      try:
+        _append(metrics_path, rows)
+      except OSError as e:
+        raise unwritable("metrics.jsonl", e, saved) from None
+      return returns.mean(axis=1)
+
+    def save(index, state):
+      try:
+        ckpt.save(index, state)
+      except CheckpointError as e:
+        raise unwritable(f"checkpoint {index}", e, saved) from None
+      return index
+
+    if start == 0:
+      record(0, state, None)
+      saved = save(0, state)
+    stop = num_chunks if max_chunks is None else min(num_chunks, start + max_chunks)
+    compile_seconds, train_seconds = 0.0, 0.0
+    if start < stop:
+      t = time.time()
+      compiled = chunk.lower(state).compile()
+      compile_seconds = time.time() - t
+    bar = tqdm(total=num_chunks, initial=start, disable=not progress, unit="chunk",
+               desc=f"{spec.agent} on {spec.env} x{spec.num_seeds} seeds", file=sys.stderr)
+    names = None
+    done, preempted_at = start, None
+    for c in range(start, stop):
+      if len(diverged) == spec.num_seeds:
+        break
+      t = time.time()
+      state, train_metrics, first_bad, code = compiled(state)
+      jax.block_until_ready(state)
+      train_seconds += time.time() - t
+      first_bad, code = np.asarray(first_bad), np.asarray(code)
+      new = [s for s in range(spec.num_seeds) if first_bad[s] != divergence.HEALTHY
+             and s not in diverged]
+      if new:
+        names = names or divergence.watched_metrics(train_metrics)
+        try:  # the state before this chunk: its checkpoint
+          before = jax.device_get(ckpt.restore(c, template))
+        except Exception as e:  # pylint: disable=broad-except
+          _warn(f"warning: checkpoint {c} cannot be read ({e}); the diverged seeds stay "
+                "frozen in their diverged state")
+          before = jax.device_get(state)
+        for s in new:
+          u = int(first_bad[s])
+          diverged[s] = {
+              "seed": s, "chunk": c + 1, "update": c * updates_per_chunk + u,
+              "env_step": agent.init_steps + c * steps_per_chunk + (u + 1) * agent.steps_per_update,
+              "reason": divergence.describe(int(code[s]), names, bound), "frozen_at_chunk": c}
+          frozen[s] = jax.tree.map(lambda x, s=s: x[s], before)
+          d = diverged[s]
+          _warn(f"seed {s} diverged at env step {d['env_step']} (chunk {c + 1}): {d['reason']}; "
+                f"frozen at its chunk-{c} state, the other seeds go on")
+      if frozen:
+        seeds = sorted(frozen)
+        values = jax.tree.map(lambda *xs: np.stack(xs), *[frozen[s] for s in seeds])
+        state = put_seeds(state, np.asarray(seeds), values)
+      returns = record(c + 1, state, jax.device_get(train_metrics))
+      saved = save(c + 1, state)
+      done = c + 1
+      bar.update(1)
+      bar.set_postfix(eval_return=f"{returns.mean():.1f}", steps=f"{(c + 1) * steps_per_chunk:.3g}",
+                      **({"diverged": len(diverged)} if diverged else {}))
+      if preemption.requested is not None or ckpt.reached_preemption(c + 1):
+        preempted_at = c + 1
+        if done < stop:
+          break
+    bar.close()
+  finally:
     ckpt.close()
-    with open(summary_path) as f:  # nothing left to train: keep the run's own timings
-      return json.load(f)
-  t0 = time.time()
-  if start is None:
-    state = init(keys)
-    start = 0
-    if os.path.exists(metrics_path):
-      os.remove(metrics_path)
-  else:
-    state = ckpt.restore(start, jax.eval_shape(init, keys))
-    if sharding is not None:
-      state = jax.device_put(state, sharding)  # empty leaves come back unsharded
-    rows = [r for r in _read_metrics(metrics_path) if r["chunk"] <= start]
-    with open(metrics_path, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in rows)
-
-  def record(index, state, train_metrics):
-    returns = np.asarray(evaluate_seeds(state, eval_keys(index)))
-    rows = []
-    for s in range(spec.num_seeds):
-      row = {"chunk": index, "env_steps": agent.init_steps + index * steps_per_chunk, "seed": s,
-             "eval_return": float(returns[s].mean()),
-             "eval_return_std": float(returns[s].std())}
-      for k, v in (train_metrics or {}).items():
-        vals = np.asarray(v[s], np.float64)
-        row[f"train/{k}"] = _jsonable(np.nanmean(vals) if np.isfinite(vals).any() else np.nan)
-      rows.append(row)
-    _append(metrics_path, rows)
-    return returns.mean(axis=1)
-
-  if start == 0:
-    record(0, state, None)
-    ckpt.save(0, state)
-  stop = num_chunks if max_chunks is None else min(num_chunks, start + max_chunks)
-  compile_seconds, train_seconds = 0.0, 0.0
-  if start < stop:
-    t = time.time()
-    compiled = chunk.lower(state).compile()
-    compile_seconds = time.time() - t
-  bar = tqdm(total=num_chunks, initial=start, disable=not progress, unit="chunk",
-             desc=f"{spec.agent} on {spec.env} x{spec.num_seeds} seeds", file=sys.stderr)
-  for c in range(start, stop):
-    t = time.time()
-    state, train_metrics = compiled(state)
-    jax.block_until_ready(state)
-    train_seconds += time.time() - t
-    returns = record(c + 1, state, jax.device_get(train_metrics))
-    ckpt.save(c + 1, state)
-    bar.update(1)
-    bar.set_postfix(eval_return=f"{returns.mean():.1f}", steps=f"{(c + 1) * steps_per_chunk:.3g}")
-  bar.close()
-  ckpt.close()
 
   records = _read_metrics(metrics_path)
-  final = [r["eval_return"] for r in records if r["chunk"] == stop]
-  trained_chunks = stop - start
+  final = [r["eval_return"] for r in records if r["chunk"] == done]
+  trained_chunks = done - start
   summary = {
       "agent": spec.agent, "env": spec.env, "num_seeds": spec.num_seeds,
-      "total_steps": agent.init_steps + stop * steps_per_chunk,
+      "total_steps": agent.init_steps + done * steps_per_chunk,
       "requested_steps": spec.total_steps,
       "final_return": final,
       "final_return_mean": float(np.mean(final)),
@@ -240,15 +388,22 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
       "compile_seconds": compile_seconds,
       "wall_seconds": time.time() - t_start,
       "resumed_from_chunk": start,
-      "chunks_done": stop,
-      "finished": stop == num_chunks,
+      "chunks_done": done,
+      "finished": done == num_chunks,
       "devices": len(sharding.mesh.devices.ravel()) if sharding is not None else 1,
       "setup_seconds": t0 - t_start,
+      "diverged": [diverged[s] for s in sorted(diverged)],
+      "all_diverged": len(diverged) == spec.num_seeds,
+      "preempted": preempted_at is not None and done < num_chunks,
   }
-  with open(summary_path, "w") as f:
-    json.dump(summary, f, indent=2)
-  plots.learning_curve(records, os.path.join(workdir, "learning_curve.png"),
-                       f"{spec.agent} on {spec.env}")
+  try:
+    plots.learning_curve(records, os.path.join(workdir, "learning_curve.png"),
+                         f"{spec.agent} on {spec.env}")
+    if preemption.requested is not None:
+      summary["seconds_from_sigterm"] = time.time() - preemption.requested
+    _write_json(summary_path, summary)
+  except OSError as e:
+    raise unwritable("summary.json", e, saved) from None
   return summary
 
 

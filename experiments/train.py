@@ -5,8 +5,12 @@ r"""Train an agent over many seeds at once.
 
 Writes config.json, metrics.jsonl (one line per evaluation per seed), summary.json,
 checkpoints/ and learning_curve.png into --workdir; re-running with the same workdir
-resumes from the last checkpoint. Hyperparameters: --override key=value (repeatable),
-env arguments: --env_arg key=value (e.g. episode_length=200).
+resumes from the last readable checkpoint. Hyperparameters: --override key=value
+(repeatable), env arguments: --env_arg key=value (e.g. episode_length=200).
+
+Exit status: 0 done (or stopped by --max_chunks); 1 an error, one line on stderr (bad
+flag, workdir in use or unwritable, no readable checkpoint); 3 every seed diverged;
+75 preempted: SIGTERM stopped the run at a checkpoint, re-run the same command to resume.
 """
 
 import json
@@ -16,6 +20,7 @@ import sys
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
+EXIT_DIVERGED = 3
 flags.DEFINE_string("agent", "ppo", "Agent to train: ppo, mdpo, props, sac, td3, mdpo_off, dac, "
                     "dac_ailboost, ailboost, ailboost_dacdisc.")
 flags.DEFINE_string("env", "brax/inverted_pendulum", "Env name, backend/task (see envs.names()).")
@@ -33,6 +38,9 @@ flags.DEFINE_string("demos", None, "Expert demonstrations (logged-data path) for
                     "the same as --override demos=PATH.")
 flags.DEFINE_bool("keep_checkpoints", False, "Keep every chunk's checkpoint, not the last 2.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
+flags.DEFINE_float("divergence_bound", 1e10, "A seed whose |loss| or |kl| metric passes this "
+                   "(or whose policy parameters turn non-finite) is frozen and reported; "
+                   "inf: parameters only.")
 flags.DEFINE_integer("cpu_devices", 0, "Host CPU devices to expose to JAX (0: one per core), "
                      "so that seeds shard over cores as over GPUs. Ignored if XLA_FLAGS "
                      "already sets --xla_force_host_platform_device_count.")
@@ -53,19 +61,38 @@ def main(argv):
   # that XLA_FLAGS is set before JAX starts.
   from envs import EnvError  # pylint: disable=import-outside-toplevel
   from experiments import runner  # pylint: disable=import-outside-toplevel
+  from experiments.preemption import EXIT_PREEMPTED  # pylint: disable=import-outside-toplevel
   demos = (f"demos={FLAGS.demos}",) if FLAGS.demos else ()
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.num_seeds,
                         total_steps=FLAGS.total_steps, seed=FLAGS.seed,
                         num_evals=FLAGS.num_evals, eval_episodes=FLAGS.eval_episodes,
-                        overrides=tuple(FLAGS.override) + demos, env_args=tuple(FLAGS.env_arg))
+                        overrides=tuple(FLAGS.override) + demos, env_args=tuple(FLAGS.env_arg),
+                        divergence_bound=FLAGS.divergence_bound)
   try:
     summary = runner.train(spec, FLAGS.workdir, progress=FLAGS.progress,
                            max_chunks=FLAGS.max_chunks, keep_checkpoints=FLAGS.keep_checkpoints)
   except (ValueError, EnvError) as e:
     sys.exit(f"error: {e}")
+  except runner.RunError as e:
+    # After a failed write orbax's background threads may still be failing (tensorstore
+    # callbacks into closed event loops print tracebacks at interpreter teardown): the
+    # lock is released and every file closed, so leave at once with our line last.
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)  # pylint: disable=protected-access
   except KeyboardInterrupt:
     sys.exit(f"interrupted; re-run with --workdir={FLAGS.workdir} to resume")
   print(json.dumps(summary, indent=2))
+  if summary["all_diverged"]:
+    first = summary["diverged"][0]
+    print(f"error: every seed diverged (seed {first['seed']} first at env step "
+          f"{first['env_step']}: {first['reason']}); see {FLAGS.workdir}/metrics.jsonl",
+          file=sys.stderr)
+    sys.exit(EXIT_DIVERGED)
+  if summary["preempted"]:
+    print(f"preempted: stopped at checkpoint {summary['chunks_done']} after SIGTERM; re-run "
+          "the same command to resume", file=sys.stderr)
+    sys.exit(EXIT_PREEMPTED)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Logged data: collection, save/load round trip, and one clear error per problem."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,3 +98,23 @@ def test_check_compares_the_discount(logged):
     D.check(data, 0.9)
   with pytest.raises(D.DataError, match=r"discount must be in \[0, 1\]"):
     D.check(logged, 1.5)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_file_is_one_clear_error(logged, damage, tmp_path):
+  path = str(tmp_path / "d")
+  D.save(logged, path)
+  assert sorted(os.listdir(tmp_path)) == ["d.json", "d.npz"]  # no temporary files left
+  data = bytearray(open(path + ".npz", "rb").read())
+  if damage == "truncate":  # a copy cut short
+    data = data[:len(data) // 2]
+  else:  # flipped bytes in the compressed arrays
+    for i in range(8):
+      data[len(data) // 3 + i] ^= 0xFF
+  open(path + ".npz", "wb").write(data)
+  with pytest.raises(D.DataError, match=r"d\.npz cannot be read, it is damaged or incomplete"):
+    D.load(path)
+  D.save(logged, path)
+  open(path + ".json", "w").write('{"env": "dmc/cartpole_bal')
+  with pytest.raises(D.DataError, match=r"d\.json cannot be read"):
+    D.load(path)

@@ -1,8 +1,11 @@
-"""The OPE sweep binary end to end on a tiny run: outputs, consistency, logged data."""
+"""The OPE sweep binary end to end on a tiny run: outputs, consistency, logged data,
+resume from its saved stages, one clear error for a damaged candidate run."""
 
 import csv
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +15,7 @@ import pytest
 from evaluation import data as data_lib
 from evaluation import metrics
 from evaluation.ope import ESTIMATORS
+from tests.experiments import binary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLAGS = ["--env=brax/inverted_pendulum", "--policy_steps=1024", "--policy_stages=2",
@@ -27,7 +31,7 @@ FLAGS = ["--env=brax/inverted_pendulum", "--policy_steps=1024", "--policy_stages
 def sweep_dir(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("ope"))
   # Two host devices: the two datasets are sharded one per device.
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  env = binary.environ(XLA_FLAGS="--xla_force_host_platform_device_count=2")
   out = subprocess.run([sys.executable, "-m", "experiments.ope_sweep", f"--workdir={workdir}",
                         *FLAGS], cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
   assert out.returncode == 0, out.stderr[-3000:]
@@ -97,3 +101,37 @@ def test_logged_dataset_loads(sweep_dir):
   assert data.reward.shape == (16, 20)
   inputs = np.load(os.path.join(workdir, "logged", "ope_inputs_0.npz"))
   assert inputs["log_ratio"].shape == (4, 16, 20) and inputs["true_values"].shape == (4,)
+
+
+def test_rerun_resumes_from_saved_stages(sweep_dir, tmp_path):
+  """Every stage is read back, not recomputed, and the results are the same."""
+  workdir, _ = sweep_dir
+  copy = tmp_path / "ope"
+  shutil.copytree(workdir, copy)
+  os.remove(copy / "ope_summary.json")
+  env = binary.environ(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  out = binary.run("experiments.ope_sweep", f"--workdir={copy}", *FLAGS, env=env)
+  assert out.returncode == 0, out.stderr[-3000:]
+  for stage in ("true_values", "datasets", "fqe", "intervals"):
+    assert f"stage {stage}: read from" in out.stderr
+  assert "training the candidate source" not in out.stderr
+  a = json.load(open(os.path.join(workdir, "ope_summary.json")))
+  b = json.load(open(copy / "ope_summary.json"))
+  assert a["estimators"] == b["estimators"] and a["intervals"] == b["intervals"]
+
+
+def test_damaged_candidate_checkpoint_is_one_clear_error(sweep_dir, tmp_path):
+  workdir, _ = sweep_dir
+  policy = tmp_path / "policy"
+  shutil.copytree(os.path.join(workdir, "policy"), policy)
+  files = [f for f in glob.glob(f"{policy}/checkpoints/1/**/*", recursive=True) if os.path.isfile(f)]
+  path = max(files, key=os.path.getsize)
+  data = bytearray(open(path, "rb").read())
+  data[len(data) // 2] ^= 0xFF
+  open(path, "wb").write(data)
+  out = binary.run("experiments.ope_sweep", f"--workdir={tmp_path / 'ope'}",
+                   f"--policy_workdir={policy}", *FLAGS)
+  assert out.returncode == 1
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"error: candidate checkpoint 1 of {policy}: checkpoint 1 is damaged: "), \
+      out.stderr[-3000:]

@@ -3,28 +3,18 @@
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
 from experiments import runner
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = dict(
-    agent="ppo", env="brax/inverted_pendulum", num_seeds=2, total_steps=64 * 12, seed=3,
-    num_evals=4, eval_episodes=2, env_args=("episode_length=50",),
-    overrides=("num_envs=8", "unroll_length=8", "num_minibatches=2", "num_epochs=2",
-               "policy_hidden=(16,)", "value_hidden=(16,)",
-               # reward statistics are agent state: resume must carry them exactly
-               "normalize_rewards=True", "value_clip=0.2"))
+from tests.experiments import binary
+from tests.experiments.binary import TINY
 
 
 def _binary(*args, env=None):
-  return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=ROOT,
-                        capture_output=True, text=True, env=env, timeout=600)
+  return binary.run("experiments.train", *args, env=env)
 
 
 def _read(path):
@@ -98,15 +88,12 @@ def test_workdir_of_another_run_is_refused(full_run):
     runner.train(runner.RunSpec(**{**TINY, "seed": 4}), workdir, progress=False)
 
 
-def _args(spec):
-  args = [f"--{k}={v}" for k, v in spec.items() if k not in ("overrides", "env_args")]
-  return (args + [f"--override={o}" for o in spec["overrides"]]
-          + [f"--env_arg={o}" for o in spec["env_args"]])
+_args = binary.args
 
 
 def test_seeds_sharded_over_devices(full_run, tmp_path):
   workdir, _ = full_run
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = binary.environ(XLA_FLAGS="--xla_force_host_platform_device_count=2")
   out = _binary(*_args(TINY), f"--workdir={tmp_path}", "--noprogress", env=env)
   assert out.returncode == 0, out.stderr[-2000:]
   summary = json.loads(out.stdout[out.stdout.index("{"):])
@@ -120,7 +107,7 @@ def test_seeds_sharded_over_devices(full_run, tmp_path):
 def test_sharded_mjx_run_resumes(tmp_path):
   # MJX states hold zero-size arrays, which XLA would replicate instead of shard.
   spec = {**TINY, "env": "dmc/cartpole_balance", "num_evals": 4, "total_steps": 64 * 4}
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = binary.environ(XLA_FLAGS="--xla_force_host_platform_device_count=2")
   first = _binary(*_args(spec), f"--workdir={tmp_path}", "--noprogress", "--max_chunks=2", env=env)
   assert first.returncode == 0, first.stderr[-2000:]
   second = _binary(*_args(spec), f"--workdir={tmp_path}", "--noprogress", env=env)
