@@ -7,10 +7,11 @@ r"""What run robustness costs (issue 14): divergence detection and SIGTERM-to-ex
    `divergence.run_guarded_updates` (the training binary's) and with the unchecked
    `run_updates`. The two are timed in alternation (`--repeats` each, after a warm-up)
    on one machine; prints env steps/s of each and the ratio.
-2. SIGTERM to exit: the train binary on `--sigterm_agent`, signalled once its second
-   chunk is under way (`--sigterm_trials` times, at different points of the chunk);
-   prints the time from the signal to the process's exit, next to the chunk's own
-   duration (the bound: the rest of the chunk, then a checkpoint and the summary).
+2. SIGTERM to exit: the train binary on `--sigterm_agent`, signalled while its second
+   chunk runs (`--sigterm_trials` times, spread over the chunk); prints the time from
+   the signal to the process's exit, next to the period of one chunk (train, evaluate,
+   checkpoint) in an uninterrupted run: the exit waits for the rest of the chunk, then
+   writes its checkpoint, the plot and the summary.
 """
 
 import json
@@ -64,39 +65,52 @@ def divergence_cost(agent_name: str) -> dict:
           "checked_over_unchecked": sps["checked"] / sps["unchecked"]}
 
 
-def sigterm_trial(workdir: str, delay: float) -> dict:
-  """Starts a run, waits for its first chunk to start plus `delay` s, sends SIGTERM."""
+def _start(workdir: str):
   cmd = [sys.executable, "-m", "experiments.train", f"--agent={FLAGS.sigterm_agent}",
          f"--env={FLAGS.env}", "--num_seeds=2", "--total_steps=200000", "--num_evals=10",
          "--eval_episodes=1", "--noprogress", f"--workdir={workdir}"]
-  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_chunk(proc, workdir: str, chunk: int) -> float:
+  """Waits until `chunk`'s metrics rows are written; -> the time they were seen."""
   metrics = os.path.join(workdir, "metrics.jsonl")
-
-  def chunks_done():
-    if not os.path.exists(metrics):
-      return 0
-    with open(metrics) as f:
-      return max([json.loads(l)["chunk"] for l in f if l.endswith("\n")] or [0])
-
-  while chunks_done() < 1:  # chunk 1 recorded: chunk 2 is under way
+  while True:
+    if os.path.exists(metrics):
+      with open(metrics) as f:
+        if any(json.loads(l)["chunk"] >= chunk for l in f if l.endswith("\n")):
+          return time.time()
     if proc.poll() is not None:
       raise RuntimeError(proc.communicate()[1][-2000:])
     time.sleep(0.01)
-  t_chunk0 = time.time()
-  time.sleep(delay)
-  t = time.time()
-  proc.send_signal(signal.SIGTERM)
-  out, err = proc.communicate()
-  exit_seconds = time.time() - t
+
+
+def chunk_period() -> float:
+  """Seconds from one chunk's metrics to the next's in an uninterrupted run (train,
+  evaluate, checkpoint): what a SIGTERM may have to wait for."""
+  with tempfile.TemporaryDirectory() as d:
+    proc = _start(d)
+    t1 = _wait_for_chunk(proc, d, 1)
+    t2 = _wait_for_chunk(proc, d, 2)
+    proc.kill()
+    proc.wait()
+  return t2 - t1
+
+
+def sigterm_trial(delay: float) -> dict:
+  """Starts a run, waits until chunk 1 is recorded (chunk 2 under way) plus `delay` s,
+  sends SIGTERM, and times the exit."""
+  with tempfile.TemporaryDirectory() as d:
+    proc = _start(d)
+    t1 = _wait_for_chunk(proc, d, 1)
+    time.sleep(delay)
+    t = time.time()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate()
+    exit_seconds = time.time() - t
   summary = json.loads(out[out.index("{"):])
-  # The chunk's duration when uninterrupted: a resumed run's next chunk.
-  resumed = subprocess.run(cmd + ["--max_chunks=1"], capture_output=True, text=True, check=True)
-  resumed = json.loads(resumed.stdout[resumed.stdout.index("{"):])
-  chunk_seconds = resumed["wall_seconds"] - resumed["setup_seconds"] - resumed["compile_seconds"]
-  return {"returncode": proc.returncode, "delay_after_chunk_start": t - t_chunk0,
-          "sigterm_to_exit_seconds": exit_seconds,
-          "summary_seconds_from_sigterm": summary.get("seconds_from_sigterm"),
-          "chunk_wall_seconds": chunk_seconds, "stderr_last": err.strip().splitlines()[-1]}
+  return {"returncode": proc.returncode, "delay": t - t1, "sigterm_to_exit_seconds": exit_seconds,
+          "chunks_done": summary["chunks_done"]}
 
 
 def main(argv):
@@ -110,14 +124,16 @@ def main(argv):
     print(f"| {name} | {FLAGS.env} | {FLAGS.num_seeds} x {FLAGS.updates} | {s['unchecked']:,.0f} | "
           f"{s['checked']:,.0f} | {r['checked_over_unchecked']:.3f} |", flush=True)
   if FLAGS.sigterm_agent:
-    print("\n| trial | SIGTERM after chunk start (s) | SIGTERM to exit (s) | exit status | "
-          "uninterrupted chunk wall (s) |")
+    period = chunk_period()
+    print(f"\n{FLAGS.sigterm_agent} on {FLAGS.env}, 2 seeds: {period:.2f} s from one chunk's "
+          "metrics to the next's (train + evaluate + checkpoint)")
+    print("\n| trial | SIGTERM after chunk 1's metrics (s) | SIGTERM to exit (s) | exit status | "
+          "chunks done |")
     print("|---|---|---|---|---|")
     for i in range(FLAGS.sigterm_trials):
-      with tempfile.TemporaryDirectory() as d:
-        r = sigterm_trial(d, delay=0.5 + 2.0 * i)
-      print(f"| {i} | {r['delay_after_chunk_start']:.2f} | {r['sigterm_to_exit_seconds']:.2f} | "
-            f"{r['returncode']} | {r['chunk_wall_seconds']:.2f} |", flush=True)
+      r = sigterm_trial(delay=period * (i + 0.5) / FLAGS.sigterm_trials)
+      print(f"| {i} | {r['delay']:.2f} | {r['sigterm_to_exit_seconds']:.2f} | "
+            f"{r['returncode']} | {r['chunks_done']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -34,9 +34,10 @@ class CheckpointError(RuntimeError):
   """No checkpoint can be read, or one cannot be written; the message says which and why,
   `reason` only why."""
 
-  def __init__(self, message: str, reason: str = ""):
+  def __init__(self, message: str, reason: str = "", damaged: bool = False):
     super().__init__(message)
     self.reason = reason or message
+    self.damaged = damaged  # the step's files are not as written (or cannot be checked)
 
 
 def _leaves(tree) -> list[tuple[str, Any]]:
@@ -84,6 +85,15 @@ def verify(step_dir: str) -> Optional[str]:
   return None
 
 
+def checkpoint_digest(step_dir: str) -> Optional[dict]:
+  """The digest of a saved step (relative path -> [size, crc32]), None if it has none."""
+  try:
+    with open(os.path.join(step_dir, DIGEST)) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
 class Checkpointer:
   """Keeps the last `max_to_keep` (None: all) states under `directory`, by integer step."""
 
@@ -116,6 +126,8 @@ class Checkpointer:
     try:
       self._mngr.save(step, args=ocp.args.StandardSave(saveable), force=True)
       self._mngr.wait_until_finished()
+      if jax.process_index() != 0:
+        return
       step_dir = os.path.join(self.directory, str(step))
       tmp = os.path.join(step_dir, DIGEST + ".tmp")
       with open(tmp, "w") as f:
@@ -127,22 +139,33 @@ class Checkpointer:
       raise CheckpointError(f"cannot write checkpoint {step} in {self.directory}: "
                             f"{_one_line(e)}", reason=_one_line(e)) from e
 
-  def restore(self, step: int, template: Any) -> Any:
+  def restore(self, step: int, template: Any, to_host: bool = False) -> Any:
     """Restores `step` into the structure, shapes and shardings of `template`.
 
     `template` may be abstract (`jax.eval_shape`); leaves without a sharding go to the
-    first device (so a run saved on N devices restores on one); empty leaves come
-    back as zeros. Raises CheckpointError if the step fails its digest.
+    first device (so a run saved on N devices restores on one), or with `to_host` every
+    leaf comes back as a numpy array (no device memory); empty leaves come back as zeros.
+    Raises CheckpointError if the step fails its digest (`damaged` set) or cannot be read.
     """
     problem = verify(os.path.join(self.directory, str(step)))
     if problem:
-      raise CheckpointError(f"checkpoint {step} is damaged: {problem}")
+      raise CheckpointError(f"checkpoint {step} is damaged: {problem}", damaged=True)
     named = _leaves(template)
     default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = {k: jax.ShapeDtypeStruct(x.shape, x.dtype,
+    if to_host:
+      target = {k: np.zeros(x.shape, x.dtype) for k, x in named if np.size(x) > 0}
+    else:
+      target = {k: jax.ShapeDtypeStruct(x.shape, x.dtype,
                                         sharding=getattr(x, "sharding", None) or default)
                 for k, x in named if np.size(x) > 0}
-    saved = self._mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    try:
+      saved = self._mngr.restore(step, args=ocp.args.StandardRestore(target))
+    except Exception as e:  # damaged data surfaces as tensorstore / orbax / value errors
+      # Without a digest a read error may be damage; with one the bytes are as written,
+      # so the error is elsewhere (I/O, memory, a template that does not fit).
+      undigested = not os.path.exists(os.path.join(self.directory, str(step), DIGEST))
+      raise CheckpointError(f"checkpoint {step} cannot be read: {_one_line(e)}",
+                            damaged=undigested) from e
     leaves = [saved[k] if k in saved else np.zeros(x.shape, x.dtype) for k, x in named]
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)
 
@@ -151,13 +174,17 @@ class Checkpointer:
                      ) -> tuple[Optional[int], Any]:
     """(step, state) of the newest readable step, falling back past damaged ones (each
     moved to `<directory>.damaged/`, with a `warn`ing); (None, None) if there is none.
-    Raises CheckpointError, naming every step and why, when steps exist but none reads."""
+    A step is damaged when it fails its digest, or has none and orbax cannot read it.
+    Raises CheckpointError, naming every step and why, when steps exist but none reads,
+    or when an intact step cannot be restored (I/O, memory, template: not damage)."""
     problems = []
     for step in reversed(self.all_steps()):
       try:
         state = self.restore(step, template)
-      except Exception as e:  # damaged data surfaces as tensorstore / orbax / value errors
-        problems.append(f"{step}: {_one_line(e)}")
+      except CheckpointError as e:
+        if not e.damaged:  # intact files that cannot be restored: falling back would hide it
+          raise
+        problems.append(f"{step}: {e}")
         continue
       if problems:
         damaged = [int(p.split(":")[0]) for p in problems]

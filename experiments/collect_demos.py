@@ -50,6 +50,7 @@ def main(argv):
   from evaluation import data as data_lib
   from experiments import runner
   from experiments.checkpoints import CheckpointError
+  from experiments.preemption import EXIT_PREEMPTED
 
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.expert_seeds,
                         total_steps=FLAGS.expert_steps, seed=FLAGS.seed,
@@ -59,15 +60,25 @@ def main(argv):
     if not (os.path.exists(summary_path) and json.load(open(summary_path))["finished"]):
       print(f"training the expert in {FLAGS.expert_workdir}", file=sys.stderr)
       summary = runner.train(spec, FLAGS.expert_workdir)
+      if summary["preempted"]:
+        print("preempted: the expert's training stopped at a checkpoint after SIGTERM; "
+              "re-run the same command to resume", file=sys.stderr)
+        sys.exit(EXIT_PREEMPTED)
       if not summary["finished"]:
-        sys.exit("error: the expert's training stopped early (preempted or diverged); "
-                 "re-run the same command to resume")
+        sys.exit(f"error: the expert's training in {FLAGS.expert_workdir} stopped early "
+                 f"({'every seed diverged' if summary['all_diverged'] else 'unfinished'})")
     spec = runner.RunSpec(**runner.read_spec(FLAGS.expert_workdir))
     _, env, agent = runner.build(spec)
     if agent.log_prob is None:
       sys.exit(f"error: agent {spec.agent!r} has no policy density; use sac, mdpo_off, ppo, ...")
     with open(summary_path) as f:
-      best = int(np.argmax(json.load(f)["final_return"]))
+      expert = json.load(f)
+    returns = np.asarray(expert["final_return"], np.float64)
+    for d in expert.get("diverged", []):  # a frozen seed is no expert
+      returns[d["seed"]] = -np.inf
+    if not np.isfinite(returns).any():
+      sys.exit(f"error: no seed of {FLAGS.expert_workdir} has a finite final return")
+    best = int(np.argmax(returns))
     state = jax.tree.map(lambda x: x[best], runner.load_state(FLAGS.expert_workdir))
   except (ValueError, envs.EnvError, runner.RunError, CheckpointError) as e:
     sys.exit(f"error: {e}")

@@ -138,7 +138,8 @@ def prepare(temps, deterministic) -> dict:
   from evaluation import candidates, data as data_lib, sweep
   from experiments import runner
   from experiments.agents import policy_network
-  from experiments.checkpoints import CheckpointError
+  from experiments.checkpoints import CheckpointError, checkpoint_digest
+  from experiments.preemption import EXIT_PREEMPTED
   from experiments.stage_cache import StageCache
 
   policy_dir = FLAGS.policy_workdir or os.path.join(FLAGS.workdir, "policy")
@@ -150,7 +151,14 @@ def prepare(temps, deterministic) -> dict:
     if not (os.path.exists(os.path.join(policy_dir, "summary.json"))
             and json.load(open(os.path.join(policy_dir, "summary.json")))["finished"]):
       print(f"training the candidate source in {policy_dir}", file=sys.stderr)
-      runner.train(spec, policy_dir, keep_checkpoints=True)
+      trained = runner.train(spec, policy_dir, keep_checkpoints=True)
+      if trained["preempted"]:
+        print("preempted: the candidate run stopped at a checkpoint after SIGTERM; re-run "
+              "the same command to resume", file=sys.stderr)
+        sys.exit(EXIT_PREEMPTED)
+      if not trained["finished"]:
+        _fail(f"the candidate run in {policy_dir} stopped early "
+              f"({'every seed diverged' if trained['all_diverged'] else 'unfinished'})")
     spec = runner.RunSpec(**runner.read_spec(policy_dir))
     config, _, agent = runner.build(spec)
     env = envs.make(FLAGS.env, episode_length=FLAGS.horizon)
@@ -186,7 +194,10 @@ def prepare(temps, deterministic) -> dict:
       # Where the files are is not what they hold: a moved workdir keeps its stages.
       "flags": {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])
                 if f.name not in ("workdir", "policy_workdir")},
-      "policy_run": runner.read_spec(policy_dir), "policy_checkpoints": saved})
+      "policy_run": runner.read_spec(policy_dir),
+      # The candidates' own bytes: another run with the same settings is other candidates.
+      "policy_checkpoints": {s: checkpoint_digest(os.path.join(policy_dir, "checkpoints", str(s)))
+                             for s in sorted(set(stages) | {behavior_stage})}})
 
   def true_values():
     print(f"{num} candidates; true values from {FLAGS.true_episodes} episodes each",
@@ -209,10 +220,14 @@ def prepare(temps, deterministic) -> dict:
   print(f"{FLAGS.num_datasets} datasets x {FLAGS.num_trajectories} trajectories "
         f"on {devices} device(s)", file=sys.stderr)
   collect = jax.jit(lambda k: sweep.collect_datasets(
-      env, family, behavior, k, FLAGS.num_datasets, FLAGS.num_trajectories, FLAGS.horizon))
-  arrays = cache.get("datasets", lambda: {k: getattr(collect(keys["data"]), k)
-                                          for k in data_lib.ARRAYS})
-  datasets = jax.device_put(data_lib.LoggedData(**arrays), sharding)
+      env, family, behavior, k, FLAGS.num_datasets, FLAGS.num_trajectories, FLAGS.horizon),
+                    out_shardings=sharding)
+
+  def collect_arrays():
+    data = collect(keys["data"])
+    return {k: getattr(data, k) for k in data_lib.ARRAYS}
+
+  datasets = jax.device_put(data_lib.LoggedData(**cache.get("datasets", collect_arrays)), sharding)
   return dict(env=env, family=family, pool=pool, behavior=behavior, stages=stages,
               behavior_stage=behavior_stage, policy_dir=policy_dir, spec=spec, num=num,
               ks=tuple(range(1, num + 1)), keys=keys, true_mean=true_mean, true_se=true_se,

@@ -2,10 +2,14 @@
 
 Schedulers and pods send SIGTERM some seconds before they kill. Inside `Preemption()`
 the first SIGTERM only sets a flag; the training loop finishes its chunk, checkpoints,
-and exits with `EXIT_PREEMPTED`, and the same command resumes exactly. A second SIGTERM
-kills at once (the previous checkpoint is intact). Multi-host runs under
-`jax.distributed` get JAX's own preemption service instead (it installs its own
-handler); the loop asks orbax's `reached_preemption`, which syncs all hosts on one step.
+and exits with `EXIT_PREEMPTED`, and the same command resumes exactly; a SIGTERM during
+restore or compilation stops before the first chunk. Python runs the handler when the
+main thread returns from the running XLA call, so `requested` (and the summary's
+`seconds_from_sigterm`) count from then, and SIGTERMs during one call count as one; a
+SIGTERM after the handler has run kills at once (the previous checkpoint is intact).
+Multi-host runs under `jax.distributed` get JAX's own preemption service instead (it
+installs its own handler); the loop asks orbax's `reached_preemption` every chunk, which
+syncs all hosts on one step.
 """
 
 from __future__ import annotations

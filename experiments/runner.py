@@ -112,6 +112,20 @@ def _read_metrics(path: str) -> list[dict]:
   return rows
 
 
+def _write_lines(path: str, rows: list[dict]) -> None:
+  """Replaces `path` by `rows` as JSON lines, atomically."""
+  tmp = path + ".tmp"
+  try:
+    with open(tmp, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in rows)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
 def _write_json(path: str, obj: Any) -> None:
   """Writes `obj` to `path` atomically: a reader sees the old file or the whole new one."""
   tmp = path + ".tmp"
@@ -191,7 +205,9 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   config, env, agent = build(spec)
   try:
     os.makedirs(workdir, exist_ok=True)
-    lock = WorkdirLock(workdir).acquire()
+    lock = WorkdirLock(workdir)
+    if jax.process_index() == 0:  # the hosts of one multi-host run share the workdir
+      lock.acquire()
   except WorkdirLocked as e:
     raise RunError(str(e)) from None
   except OSError as e:
@@ -261,13 +277,19 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
   try:
     if ckpt.latest_step() == num_chunks and os.path.exists(summary_path):
       with open(summary_path) as f:  # nothing left to train: keep the run's own timings
-        return json.load(f)
+        done_summary = json.load(f)
+      # ... if it is the summary of the finished run (one written when a stop at an earlier
+      # chunk was followed by a run that died before its summary is rebuilt below).
+      if done_summary.get("chunks_done") == num_chunks:
+        return {"diverged": [], "all_diverged": False, "preempted": False,  # pre-issue-14 runs
+                **done_summary}
     t0 = time.time()
     try:
       start, state = ckpt.restore_latest(template, warn=_warn)
     except CheckpointError as e:
       raise RunError(str(e)) from None
-    if start is None:
+    fresh = start is None
+    if fresh:
       state = init(keys)
       start = 0
       if os.path.exists(metrics_path):
@@ -279,11 +301,11 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
       for r in rows:
         if r["chunk"] == start and r.get("diverged"):
           diverged[r["seed"]] = r["diverged"]
-      host = jax.device_get(state)
-      frozen = {s: jax.tree.map(lambda x, s=s: x[s], host) for s in diverged}
+      if diverged:
+        host = jax.device_get(state)
+        frozen = {s: jax.tree.map(lambda x, s=s: x[s], host) for s in diverged}
       try:
-        with open(metrics_path, "w") as f:
-          f.writelines(json.dumps(r) + "\n" for r in rows)
+        _write_lines(metrics_path, rows)
       except OSError as e:
         raise unwritable("metrics.jsonl", e, start) from None
     saved = start if start > 0 else None
@@ -315,7 +337,7 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
         raise unwritable(f"checkpoint {index}", e, saved) from None
       return index
 
-    if start == 0:
+    if fresh:  # (a run resumed from checkpoint 0 has its chunk-0 rows and checkpoint)
       record(0, state, None)
       saved = save(0, state)
     stop = num_chunks if max_chunks is None else min(num_chunks, start + max_chunks)
@@ -331,6 +353,9 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
     for c in range(start, stop):
       if len(diverged) == spec.num_seeds:
         break
+      if preemption.requested is not None:  # during restore or compile: chunk c is saved
+        preempted_at = c
+        break
       t = time.time()
       state, train_metrics, first_bad, code = compiled(state)
       jax.block_until_ready(state)
@@ -340,11 +365,10 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
              and s not in diverged]
       if new:
         names = names or divergence.watched_metrics(train_metrics)
-        try:  # the state before this chunk: its checkpoint
-          before = jax.device_get(ckpt.restore(c, template))
-        except Exception as e:  # pylint: disable=broad-except
-          _warn(f"warning: checkpoint {c} cannot be read ({e}); the diverged seeds stay "
-                "frozen in their diverged state")
+        try:  # the state before this chunk: its checkpoint, read to host memory
+          before = ckpt.restore(c, template, to_host=True)
+        except CheckpointError as e:
+          _warn(f"warning: {e}; the diverged seeds stay frozen in their diverged state")
           before = jax.device_get(state)
         for s in new:
           u = int(first_bad[s])
@@ -394,7 +418,7 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
       "setup_seconds": t0 - t_start,
       "diverged": [diverged[s] for s in sorted(diverged)],
       "all_diverged": len(diverged) == spec.num_seeds,
-      "preempted": preempted_at is not None and done < num_chunks,
+      "preempted": preempted_at is not None and done < stop,
   }
   try:
     plots.learning_curve(records, os.path.join(workdir, "learning_curve.png"),

@@ -19,6 +19,7 @@ from experiments.checkpoints import Checkpointer
 from tests.experiments import binary
 from tests.experiments.binary import TINY
 
+pytestmark = pytest.mark.xdist_group("train_faults")  # one worker: the fixtures run once
 FLAGS = [*binary.args(TINY), "--noprogress", "--cpu_devices=1"]
 
 
@@ -54,19 +55,24 @@ def _assert_same_params(a_dir, b_dir, seeds=None):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-  """An uninterrupted run."""
+  """An uninterrupted run, with every chunk's checkpoint kept."""
   workdir = tmp_path_factory.mktemp("reference")
-  out = _train(workdir)
+  out = _train(workdir, "--keep_checkpoints")
   assert out.returncode == 0, out.stderr[-3000:]
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["0", "1", "2", "3", "4"]
   return workdir
 
 
 @pytest.fixture(scope="module")
-def partial(tmp_path_factory):
-  """The same run stopped after 2 of its 4 chunks (checkpoints 1 and 2 on disk)."""
+def partial(reference, tmp_path_factory):
+  """The same run as if stopped after 2 of its 4 chunks: the reference's files up to
+  chunk 2 (checkpoints 1 and 2, as a run keeping the last 2 has them)."""
   workdir = tmp_path_factory.mktemp("partial")
-  out = _train(workdir, "--max_chunks=2")
-  assert out.returncode == 0, out.stderr[-3000:]
+  shutil.copy(reference / "config.json", workdir)
+  for step in (1, 2):
+    shutil.copytree(reference / "checkpoints" / str(step), workdir / "checkpoints" / str(step))
+  rows = [l for l in open(reference / "metrics.jsonl") if json.loads(l)["chunk"] <= 2]
+  (workdir / "metrics.jsonl").write_text("".join(rows))
   return workdir
 
 
@@ -90,37 +96,59 @@ def _flip_bytes(path, count=4):
   open(path, "wb").write(data)
 
 
-def test_one_seed_with_nan_is_frozen_and_the_other_goes_on(reference, partial, tmp_path):
-  workdir = _copy(partial, tmp_path)
-  # NaN into seed 1's policy parameters in the newest checkpoint (2), as a blow-up would.
+def _blow_up_seed_1(workdir):
+  """Scales seed 1's parameters in the newest checkpoint (2) by 1e30, as a bad step would:
+  finite, but its next update overflows. -> the injected state."""
   state = runner.load_state(str(workdir))
+  seed = np.arange(TINY["num_seeds"])
   state = state.replace(params=jax.tree.map(
-      lambda x: x.copy() if not np.issubdtype(x.dtype, np.floating) else
-      np.where(np.arange(len(x)).reshape((-1,) + (1,) * (x.ndim - 1)) == 1, np.nan, x),
-      state.params))
+      lambda x: np.where((seed == 1).reshape((-1,) + (1,) * (x.ndim - 1)), x * 1e30, x)
+      if np.issubdtype(x.dtype, np.floating) else x, state.params))
   shutil.rmtree(workdir / "checkpoints" / "2")
   ckpt = Checkpointer(str(workdir / "checkpoints"))
   ckpt.save(2, state)
   ckpt.close()
+  return state
+
+
+def test_a_seed_that_blows_up_is_frozen_before_it_and_the_other_goes_on(reference, partial,
+                                                                         tmp_path):
+  workdir = _copy(partial, tmp_path)
+  injected = _blow_up_seed_1(workdir)
+  interrupted = tmp_path / "interrupted"
+  shutil.copytree(workdir, interrupted)
 
   out = _train(workdir)
   assert out.returncode == 0, out.stderr[-3000:]
   assert "seed 1 diverged at env step" in out.stderr
   summary = _summary(out)
   assert summary["finished"] and not summary["all_diverged"]
-  (report,) = summary["diverged"]
+  (report,) = [dict(d) for d in summary["diverged"]]
+  reason = report.pop("reason")
+  assert reason == "non-finite policy parameters" or reason.endswith("| > 1e+10"), reason
   updates_per_chunk = 12 // 4  # 768 steps / 64 per update, in 4 chunks
   assert report == {"seed": 1, "chunk": 3, "update": 2 * updates_per_chunk,
-                    "env_step": 2 * updates_per_chunk * 64 + 64,
-                    "reason": "non-finite policy parameters", "frozen_at_chunk": 2}
+                    "env_step": 2 * updates_per_chunk * 64 + 64, "frozen_at_chunk": 2}
   rows = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
   assert [r["chunk"] for r in rows if r["seed"] == 1 and "diverged" in r] == [3, 4]
   assert all(r["train/policy_loss"] is None for r in rows if "diverged" in r)
   assert all(np.isfinite(r["train/policy_loss"]) for r in rows if r["seed"] == 0 and r["chunk"])
-  # Seed 0 trained on, exactly as uninterrupted; seed 1 is frozen at its chunk-2 state.
+  # Seed 0 trained on exactly as uninterrupted; seed 1 is frozen at its state before the
+  # chunk in which it diverged (finite), not at the diverged one.
   _assert_same_params(reference, workdir, seeds=[0])
   final = runner.load_state(str(workdir))
-  jax.tree.map(lambda x, y: np.testing.assert_array_equal(x[1], y[1]), final.params, state.params)
+  jax.tree.map(lambda x, y: np.testing.assert_array_equal(x[1], y[1]), final.params,
+               injected.params)
+  assert all(np.isfinite(x[1]).all() for x in jax.tree.leaves(final.params))
+
+  # Stopped after the chunk in which the seed froze and resumed: the same run.
+  out = _train(interrupted, "--max_chunks=1")
+  assert out.returncode == 0 and _summary(out)["diverged"], out.stderr[-3000:]
+  out = _train(interrupted)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert _summary(out)["diverged"] == summary["diverged"]
+  _assert_same_params(workdir, interrupted)
+  assert [json.loads(l) for l in open(interrupted / "metrics.jsonl")] == rows
 
 
 def test_every_seed_diverging_exits_non_zero_with_one_line(tmp_path):
@@ -217,12 +245,17 @@ def test_sigterm_checkpoints_and_resumes_exactly_and_a_second_process_is_refused
     if proc.poll() is None:
       proc.kill()
   assert proc.returncode == 75, stderr[-3000:]
-  assert stderr.strip().splitlines()[-1].startswith("preempted: stopped at checkpoint 1")
   summary = json.loads(stdout[stdout.index("{"):])
-  assert summary["preempted"] and summary["chunks_done"] == 1 and not summary["finished"]
+  # Signalled while it compiles (held there), it stops at its last checkpoint before
+  # the first chunk; one signalled in a chunk stops after it. Either is a checkpoint.
+  stopped = summary["chunks_done"]
+  assert summary["preempted"] and stopped < 4 and not summary["finished"]
+  assert stderr.strip().splitlines()[-1].startswith(f"preempted: stopped at checkpoint {stopped}")
   assert 0 <= summary["seconds_from_sigterm"] < time.time() - t + 1
   assert not os.path.exists(tmp_path / "LOCK")
   out = _train(tmp_path)
   assert out.returncode == 0, out.stderr[-3000:]
-  assert _summary(out)["resumed_from_chunk"] == 1
+  assert _summary(out)["resumed_from_chunk"] == stopped
   _assert_same_params(reference, tmp_path)
+  ref_rows = [json.loads(l) for l in open(reference / "metrics.jsonl")]
+  assert [json.loads(l) for l in open(tmp_path / "metrics.jsonl")] == ref_rows

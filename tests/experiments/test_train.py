@@ -29,6 +29,7 @@ def full_run(tmp_path_factory):
   return workdir, summary
 
 
+@pytest.mark.xdist_group("train_full_run")  # one worker: full_run runs once
 def test_outputs(full_run):
   workdir, summary = full_run
   for name in ("config.json", "metrics.jsonl", "summary.json", "learning_curve.png"):
@@ -45,12 +46,14 @@ def test_outputs(full_run):
   assert summary["final_return"] == [r["eval_return"] for r in rows if r["chunk"] == 4]
 
 
+@pytest.mark.xdist_group("train_full_run")  # one worker: full_run runs once
 def test_rerunning_a_finished_run_keeps_its_summary(full_run):
   workdir, summary = full_run
   again = runner.train(runner.RunSpec(**TINY), workdir, progress=False)
   assert again == summary and again["steps_per_second"] is not None
 
 
+@pytest.mark.xdist_group("train_full_run")  # one worker: full_run runs once
 def test_resume_equals_uninterrupted(full_run, tmp_path):
   workdir, _ = full_run
   part = runner.train(runner.RunSpec(**TINY), str(tmp_path), progress=False, max_chunks=2)
@@ -82,6 +85,7 @@ def test_offpolicy_resume_equals_uninterrupted(tmp_path):
   jax.tree.map(np.testing.assert_array_equal, a.buffer, b.buffer)
 
 
+@pytest.mark.xdist_group("train_full_run")  # one worker: full_run runs once
 def test_workdir_of_another_run_is_refused(full_run):
   workdir, _ = full_run
   with pytest.raises(ValueError, match="holds a different run"):
@@ -91,6 +95,7 @@ def test_workdir_of_another_run_is_refused(full_run):
 _args = binary.args
 
 
+@pytest.mark.xdist_group("train_full_run")  # one worker: full_run runs once
 def test_seeds_sharded_over_devices(full_run, tmp_path):
   workdir, _ = full_run
   env = binary.environ(XLA_FLAGS="--xla_force_host_platform_device_count=2")
