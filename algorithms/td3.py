@@ -73,9 +73,16 @@ def actor_loss(actor_params, q_params, batch, actor_net, q_net):
   return -jnp.mean(q_net.apply(q_params, batch["obs"], action)[..., 0])
 
 
-def make_learner(config: TD3Config, env: Env) -> offpolicy.Learner:
-  """TD3's networks, optimisers and one (critic, maybe actor) gradient step."""
+def make_learner(config: TD3Config, env: Env, actor_objective=None) -> offpolicy.Learner:
+  """TD3's networks, optimisers and one (critic, maybe actor) gradient step.
+
+  `actor_objective(actor_params, q_params, batch, actor_net, q_net) -> (loss, aux)`
+  replaces −E[Q1(s, μ(s))] (TD3+BC's regularised objective); aux scalars join the metrics
+  (NaN on steps without an actor update).
+  """
   actor_net, q_net = networks(config, env.action_size)
+  if actor_objective is None:
+    actor_objective = lambda *args: (actor_loss(*args), {})
   actor_opt = optax.adam(config.actor_learning_rate)
   critic_opt = optax.adam(config.critic_learning_rate)
 
@@ -94,16 +101,19 @@ def make_learner(config: TD3Config, env: Env) -> offpolicy.Learner:
 
   def delayed(lstate, q, batch):
     """Actor step and target updates, run when step % policy_delay == 0."""
-    loss, grads = jax.value_and_grad(actor_loss)(lstate["actor"], q, batch, actor_net, q_net)
+    (loss, aux), grads = jax.value_and_grad(actor_objective, has_aux=True)(
+        lstate["actor"], q, batch, actor_net, q_net)
     upd, opt_pi = actor_opt.update(grads, lstate["opt"]["actor"])
     actor = optax.apply_updates(lstate["actor"], upd)
     return (actor, opt_pi, polyak(lstate["target_actor"], actor, config.tau),
-            polyak(lstate["target_q"], q, config.tau), loss)
+            polyak(lstate["target_q"], q, config.tau), loss, aux)
 
   def skip(lstate, q, batch):
-    del q, batch
+    aux = jax.eval_shape(lambda p, qq, b: actor_objective(p, qq, b, actor_net, q_net)[1],
+                         lstate["actor"], q, batch)
     return (lstate["actor"], lstate["opt"]["actor"], lstate["target_actor"],
-            lstate["target_q"], jnp.float32(jnp.nan))
+            lstate["target_q"], jnp.float32(jnp.nan),
+            jax.tree.map(lambda x: jnp.full(x.shape, jnp.nan, x.dtype), aux))
 
   def update(lstate, batch, key):
     grads, aux = jax.grad(critic_loss, has_aux=True)(
@@ -112,11 +122,12 @@ def make_learner(config: TD3Config, env: Env) -> offpolicy.Learner:
     upd, opt_q = critic_opt.update(grads, lstate["opt"]["q"])
     q = optax.apply_updates(lstate["q"], upd)
     step = lstate["step"] + 1  # critic updates done, this one included
-    actor, opt_pi, target_actor, target_q, a_loss = jax.lax.cond(
+    actor, opt_pi, target_actor, target_q, a_loss, a_aux = jax.lax.cond(
         step % config.policy_delay == 0, delayed, skip, lstate, q, batch)
     new = {"actor": actor, "q": q, "target_actor": target_actor, "target_q": target_q,
            "opt": {"actor": opt_pi, "q": opt_q}, "step": step}
-    return new, {"critic_loss": aux["critic_loss"], "q_mean": aux["q_mean"], "actor_loss": a_loss}
+    return new, {"critic_loss": aux["critic_loss"], "q_mean": aux["q_mean"], "actor_loss": a_loss,
+                 **a_aux}
 
   make_policy, log_prob = policies.deterministic_fns(actor_net, config.exploration_noise)
   return offpolicy.Learner(init=init, explore=explore, update=update,

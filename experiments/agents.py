@@ -6,7 +6,7 @@ import ast
 import dataclasses
 from typing import Any, Callable
 
-from algorithms import ailboost, dac, mdpo, mdpo_offpolicy, ppo, props, sac, td3
+from algorithms import ailboost, dac, iql, mdpo, mdpo_offpolicy, ppo, props, sac, td3, td3_bc
 
 
 
@@ -24,6 +24,37 @@ def _imitation(make_agent: Callable) -> Callable:
   return lambda config, env: make_agent(config, env, load_demos(config.demos))
 
 
+def load_dataset(path: str, env) -> dict:
+  """The arrays offline agents take (obs, action, reward, terminated, truncated [N, T, ...])
+  of a logged-data file, validated on load and checked against `env` (name and sizes)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from evaluation import data as data_lib  # pylint: disable=import-outside-toplevel
+  data = data_lib.load(path)
+  problems = []
+  if data.metadata.get("env") not in (None, env.name):
+    problems.append(f"it was logged on {data.metadata['env']}, not {env.name}")
+  if data.obs.shape[-1] != env.observation_size or data.action.shape[-1] != env.action_size:
+    problems.append(f"its observations / actions have sizes {data.obs.shape[-1]} / "
+                    f"{data.action.shape[-1]}, {env.name}'s are {env.observation_size} / "
+                    f"{env.action_size}")
+  if problems:
+    raise data_lib.DataError(f"dataset {path} does not fit --env={env.name}: " + "; ".join(problems))
+  return {k: np.asarray(getattr(data, k)) for k in data_lib.ARRAYS}
+
+
+def _offline(make_agent: Callable, name: str) -> Callable:
+  """make_agent(config, env, data) -> make_agent(config, env) reading config.dataset."""
+  def make(config, env):
+    if not config.dataset:
+      raise ValueError(f"{name} learns from a dataset: --dataset=PATH "
+                       "(experiments/make_dataset.py makes them)")
+    return make_agent(config, env, load_dataset(config.dataset, env))
+  return make
+
+
+# Agents that learn from a fixed dataset (--dataset) rather than from the env.
+OFFLINE = ("td3_bc", "iql")
+
 # name -> (config dataclass, make_agent(config, env) -> Agent)
 AGENTS: dict[str, tuple[type, Callable]] = {
     "ppo": (ppo.PPOConfig, ppo.make_agent),
@@ -38,6 +69,8 @@ AGENTS: dict[str, tuple[type, Callable]] = {
     "ailboost": (ailboost.AILBoostConfig, _imitation(ailboost.make_agent)),
     # AILBoost with our DAC's discriminator (boosting at equal discriminator strength).
     "ailboost_dacdisc": (ailboost.AILBoostDACDiscConfig, _imitation(ailboost.make_agent)),
+    "td3_bc": (td3_bc.TD3BCConfig, _offline(td3_bc.make_agent, "TD3+BC")),
+    "iql": (iql.IQLConfig, _offline(iql.make_agent, "IQL")),
 }
 
 

@@ -220,6 +220,16 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
     lock.release()
 
 
+def _reference_returns(config) -> Optional[dict]:
+  """The random and expert reference returns of an offline agent's dataset, if it has them."""
+  path = getattr(config, "dataset", "")
+  if not path or not os.path.exists(path + ".json"):
+    return None
+  with open(path + ".json") as f:
+    ref = json.load(f).get("reference_returns")
+  return ref if ref and ref.get("expert", 0) != ref.get("random", 0) else None
+
+
 def _warn(message: str) -> None:
   tqdm.write(message, file=sys.stderr)
 
@@ -250,8 +260,9 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
   bound = None if math.isinf(spec.divergence_bound) else spec.divergence_bound
   # Outputs pinned to the seed sharding: XLA would otherwise replicate the zero-size
   # arrays of MJX states, and the next call would reject them.
-  chunk = jax.jit(jax.vmap(lambda s: divergence.run_guarded_updates(agent, s, updates_per_chunk,
-                                                                    bound)),
+  # An offline agent's dataset is an argument, shared by every seed (not a constant).
+  chunk = jax.jit(jax.vmap(lambda s, d: divergence.run_guarded_updates(
+      agent, s, updates_per_chunk, bound, d), in_axes=(0, None)),
                   donate_argnums=0, out_shardings=sharding)
   # Writes frozen seeds' states back into the batch: state [S, ...], seeds [F], values [F, ...].
   put_seeds = jax.jit(lambda state, seeds, values: jax.tree.map(
@@ -344,7 +355,7 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
     compile_seconds, train_seconds = 0.0, 0.0
     if start < stop:
       t = time.time()
-      compiled = chunk.lower(state).compile()
+      compiled = chunk.lower(state, agent.data).compile()
       compile_seconds = time.time() - t
     bar = tqdm(total=num_chunks, initial=start, disable=not progress, unit="chunk",
                desc=f"{spec.agent} on {spec.env} x{spec.num_seeds} seeds", file=sys.stderr)
@@ -357,7 +368,7 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
         preempted_at = c
         break
       t = time.time()
-      state, train_metrics, first_bad, code = compiled(state)
+      state, train_metrics, first_bad, code = compiled(state, agent.data)
       jax.block_until_ready(state)
       train_seconds += time.time() - t
       first_bad, code = np.asarray(first_bad), np.asarray(code)
@@ -401,6 +412,7 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
   records = _read_metrics(metrics_path)
   final = [r["eval_return"] for r in records if r["chunk"] == done]
   trained_chunks = done - start
+  reference = _reference_returns(config)
   summary = {
       "agent": spec.agent, "env": spec.env, "num_seeds": spec.num_seeds,
       "total_steps": agent.init_steps + done * steps_per_chunk,
@@ -420,6 +432,10 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
       "all_diverged": len(diverged) == spec.num_seeds,
       "preempted": preempted_at is not None and done < stop,
   }
+  if reference:  # an offline run: D4RL's normalised score from its dataset's references
+    lo, hi = reference["random"], reference["expert"]
+    summary["final_normalized_score"] = [100.0 * (r - lo) / (hi - lo) for r in final]
+    summary["final_normalized_score_mean"] = float(np.mean(summary["final_normalized_score"]))
   try:
     plots.learning_curve(records, os.path.join(workdir, "learning_curve.png"),
                          f"{spec.agent} on {spec.env}")

@@ -22,7 +22,7 @@ from absl import app, flags, logging
 FLAGS = flags.FLAGS
 EXIT_DIVERGED = 3
 flags.DEFINE_string("agent", "ppo", "Agent to train: ppo, mdpo, props, sac, td3, mdpo_off, dac, "
-                    "dac_ailboost, ailboost, ailboost_dacdisc.")
+                    "dac_ailboost, ailboost, ailboost_dacdisc; offline: td3_bc, iql (--dataset).")
 flags.DEFINE_string("env", "brax/inverted_pendulum", "Env name, backend/task (see envs.names()).")
 flags.DEFINE_integer("num_seeds", 4, "Seeds trained at once (vmapped).")
 flags.DEFINE_integer("total_steps", 200_000, "Env steps per seed.")
@@ -36,6 +36,9 @@ flags.DEFINE_integer("max_chunks", None, "Stop after this many evaluation chunks
                      "invocation (resume later with the same --workdir).")
 flags.DEFINE_string("demos", None, "Expert demonstrations (logged-data path) for dac and ailboost; "
                     "the same as --override demos=PATH.")
+flags.DEFINE_string("dataset", None, "Logged data (path without .npz) for the offline agents "
+                    "td3_bc and iql; the same as --override dataset=PATH. Their --total_steps "
+                    "counts gradient steps; the env only evaluates.")
 flags.DEFINE_bool("keep_checkpoints", False, "Keep every chunk's checkpoint, not the last 2.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.DEFINE_float("divergence_bound", 1e10, "A seed whose |loss| or |kl| metric passes this "
@@ -63,6 +66,12 @@ def main(argv):
   from experiments import runner  # pylint: disable=import-outside-toplevel
   from experiments.preemption import EXIT_PREEMPTED  # pylint: disable=import-outside-toplevel
   demos = (f"demos={FLAGS.demos}",) if FLAGS.demos else ()
+  if FLAGS.dataset:
+    from experiments.agents import OFFLINE  # pylint: disable=import-outside-toplevel
+    if FLAGS.agent not in OFFLINE:
+      sys.exit(f"error: --dataset is for the offline agents ({', '.join(OFFLINE)}); "
+               f"{FLAGS.agent} learns from the env")
+    demos += (f"dataset={FLAGS.dataset}",)
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.num_seeds,
                         total_steps=FLAGS.total_steps, seed=FLAGS.seed,
                         num_evals=FLAGS.num_evals, eval_episodes=FLAGS.eval_episodes,
@@ -77,8 +86,10 @@ def main(argv):
     # After a failed write orbax's background threads may still be failing (tensorstore
     # callbacks into closed event loops print tracebacks at interpreter teardown): the
     # lock is released and every file closed, so leave at once with our line last.
-    print(f"error: {e}", file=sys.stderr, flush=True)
     sys.stdout.flush()
+    sys.stderr.flush()
+    # One write, starting a line of its own (a dying thread may have left half a line).
+    os.write(2, f"\nerror: {e}\n".encode())
     os._exit(1)  # pylint: disable=protected-access
   except KeyboardInterrupt:
     sys.exit(f"interrupted; re-run with --workdir={FLAGS.workdir} to resume")

@@ -47,18 +47,19 @@ def check(params: Any, metrics: dict, bound: Optional[float]) -> jax.Array:
   return code
 
 
-def run_guarded_updates(agent: Agent, state: Any, num_updates: int,
-                        bound: Optional[float]) -> tuple[Any, dict, jax.Array, jax.Array]:
+def run_guarded_updates(agent: Agent, state: Any, num_updates: int, bound: Optional[float],
+                        data: Any = None) -> tuple[Any, dict, jax.Array, jax.Array]:
   """`num_updates` iterations in one `lax.scan`, checking each; one seed (vmap it).
 
   Returns (state, metrics stacked [num_updates], first_bad int32 [] (the index of the
   first diverged iteration, HEALTHY if none), code int32 [] (`check`'s code there)).
   The state is not frozen here: the caller restores a diverged seed (see experiments/runner).
+  `data`: an offline agent's dataset (`Agent.data`).
   """
 
   def body(carry, i):
     s, first_bad, code = carry
-    s, m = agent.update(s)
+    s, m = agent.step(s, data)
     c = check(agent.policy_params(s), m, bound)
     new = (first_bad == HEALTHY) & (c > 0)
     return (s, jnp.where(new, i, first_bad), jnp.where(new, c, code)), m

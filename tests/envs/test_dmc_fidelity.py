@@ -15,10 +15,12 @@ from envs.dmc_compare import linear_policy
 from envs import dmc_compare, playground
 
 # (task, steps compared): RK4 + the reset observation; contacts + eulerdamp + contact caps;
-# fish's torso + obs order + timestep; pendulum's obs order + timestep; finger's
-# integrator, cone, timestep and the target set before the first observation.
-REPLAY = [("cartpole_swingup", 50), ("cheetah_run", 10), ("fish_swim", 50),
-          ("pendulum_swingup", 50), ("finger_turn_easy", 50)]
+# pendulum's obs order + timestep; finger's integrator, cone, timestep and the target set
+# before the first observation. (fish's torso, obs order and timestep, and every other
+# task, are in BENCHMARKS.md's replay table: `python -m benchmarks.dmc_trajectories`;
+# here they would cost a minute of compilation each.)
+REPLAY = [("cartpole_swingup", 50), ("cheetah_run", 10), ("pendulum_swingup", 50),
+          ("finger_turn_easy", 50)]
 
 
 def _max_obs_diff(task, steps, fidelity, seeds=(0, 1)):
@@ -60,8 +62,9 @@ def _reset_qpos(task, n=256):
   return mine, np.asarray(ref)
 
 
-@pytest.mark.parametrize("task", ["cartpole_swingup", "pendulum_swingup", "ball_in_cup_catch",
-                                  "finger_spin"])
+# The two key-reuse bugs (cartpole, finger); pendulum's and ball_in_cup's resets are
+# compared in BENCHMARKS.md (`_reset_qpos` there too).
+@pytest.mark.parametrize("task", ["cartpole_swingup", "finger_spin"])
 def test_initial_state_distribution_matches_dm_control(task):
   """Per coordinate, the mean (within 4 SE) and spread (within 20%) of 256 initial states
   match 256 of dm_control's; Playground's key reuse (cart velocity = cart position,

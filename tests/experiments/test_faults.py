@@ -19,7 +19,6 @@ from experiments.checkpoints import Checkpointer
 from tests.experiments import binary
 from tests.experiments.binary import TINY
 
-pytestmark = pytest.mark.xdist_group("train_faults")  # one worker: the fixtures run once
 FLAGS = [*binary.args(TINY), "--noprogress", "--cpu_devices=1"]
 
 

@@ -17,7 +17,6 @@ from evaluation import metrics
 from evaluation.ope import ESTIMATORS
 from tests.experiments import binary
 
-pytestmark = pytest.mark.xdist_group("ope_sweep")  # one worker: the sweep fixture runs once
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLAGS = ["--env=brax/inverted_pendulum", "--policy_steps=1024", "--policy_stages=2",
          "--policy_override=num_envs=8", "--policy_override=unroll_length=16",

@@ -1,0 +1,160 @@
+"""What offline agents share: a dataset's transitions, state normalisation, minibatches.
+
+An offline agent learns from arrays only (`algorithms/` never reads files; `experiments/`
+loads them). It receives the logged-data arrays of a dataset (obs, action, reward,
+terminated, truncated [N, T, ...]; see evaluation/data.py) and turns them into
+transitions with `transitions`:
+
+- step t of trajectory i is a transition when it is a real step (not padding after the
+  episode's end) and is not truncated: a truncated step (episode limit or horizon) has
+  no stored next observation, so it is dropped, as D4RL's `qlearning_dataset` drops
+  timeouts; a terminated step keeps discount 0 and needs none;
+- next_obs[i, t] = obs[i, t + 1].
+
+`make_agent` wraps a `Learner` (one gradient step on a minibatch) into the `Agent`
+protocol: `Agent.data` holds the transitions, which the training loop passes to every
+update as a jit argument (not a closure, which would embed the dataset in the compiled
+program), shared by every vmapped seed. Each update takes `grad_steps` gradient steps on
+minibatches drawn uniformly with replacement (TD3+BC's and IQL's sampler), or with
+per-transition probabilities (`weights`, e.g. trajectory weighting). Observations are
+z-scored with the dataset's mean and std + `eps` (TD3+BC's normalisation) when the
+config asks; the statistics are part of the policy params.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from algorithms.common.agent import Agent
+
+
+def transitions(data: dict) -> dict:
+  """Logged-data arrays [N, T, ...] -> transitions [M, ...] (numpy).
+
+  Returns obs [M, d], action [M, a], reward [M], next_obs [M, d], discount [M] (1 − terminated),
+  trajectory [M] (its row index) and returns [N] (each trajectory's undiscounted return).
+  """
+  obs, action = np.asarray(data["obs"], np.float32), np.asarray(data["action"], np.float32)
+  reward = np.asarray(data["reward"], np.float32)
+  terminated, truncated = np.asarray(data["terminated"], bool), np.asarray(data["truncated"], bool)
+  done = terminated | truncated
+  # valid: no end of episode strictly before t
+  valid = np.concatenate([np.ones_like(done[:, :1]), np.cumsum(done, axis=1)[:, :-1] == 0], axis=1)
+  usable = valid & ~truncated
+  next_obs = np.concatenate([obs[:, 1:], obs[:, -1:]], axis=1)
+  rows = np.broadcast_to(np.arange(obs.shape[0])[:, None], done.shape)
+  return {"obs": obs[usable], "action": action[usable], "reward": reward[usable],
+          "next_obs": next_obs[usable], "discount": 1.0 - terminated[usable].astype(np.float32),
+          "trajectory": rows[usable].astype(np.int32),
+          "returns": (reward * valid).sum(axis=1)}
+
+
+@struct.dataclass
+class Normalizer:
+  """Fixed observation normalisation: (obs − mean) / scale, unclipped (mean, scale [d])."""
+
+  mean: jax.Array
+  scale: jax.Array
+
+  @classmethod
+  def identity(cls, size: int) -> "Normalizer":
+    return cls(jnp.zeros(size), jnp.ones(size))
+
+  @classmethod
+  def of(cls, obs: np.ndarray, eps: float) -> "Normalizer":
+    """TD3+BC's (utils.py): mean and population std + eps of `obs` [M, d]."""
+    return cls(jnp.asarray(obs.mean(0)), jnp.asarray(obs.std(0) + eps))
+
+  def normalize(self, x: jax.Array) -> jax.Array:
+    """x [..., d] -> (x − mean) / scale."""
+    return (x - self.mean) / self.scale
+
+
+def sample(data: dict, key: jax.Array, batch_size: int) -> dict:
+  """A minibatch [batch_size, ...] of transitions `data` [M, ...], drawn with replacement:
+  uniformly, or by `data['log_weight']` [M] (log-probabilities) when present."""
+  if "log_weight" in data:
+    idx = jax.random.categorical(key, data["log_weight"], shape=(batch_size,))
+  else:
+    idx = jax.random.randint(key, (batch_size,), 0, data["obs"].shape[0])
+  return {k: v[idx] for k, v in data.items() if k != "log_weight"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Learner:
+  """What an offline algorithm supplies.
+
+  init: key -> learner state.
+  update: (learner state, minibatch of transitions with normalised obs, key) ->
+    (learner state, metrics dict of scalars); one gradient step.
+  policy: learner state -> the policy network's params.
+  make_policy, log_prob: over {'policy', 'obs_stats'} (see `algorithms.common.policies`).
+  """
+
+  init: Callable[[jax.Array], Any]
+  update: Callable[[Any, dict, jax.Array], tuple[Any, dict]]
+  policy: Callable[[Any], Any]
+  make_policy: Callable
+  log_prob: Optional[Callable]
+
+
+@struct.dataclass
+class OfflineState:
+  """Learner state, the dataset's observation statistics, key, update counter."""
+
+  learner: Any
+  obs_stats: "Normalizer"
+  key: jax.Array
+  update_step: jax.Array
+
+
+def make_agent(learner: Learner, data: dict, *, batch_size: int, grad_steps: int,
+               normalize_observations: bool, eps: float = 1e-3,
+               weights: Optional[np.ndarray] = None) -> Agent:
+  """The offline loop around `learner` as an `Agent` whose `update(state, data)` takes
+  `grad_steps` gradient steps; `data`: logged-data arrays [N, T, ...]; `weights` [M]:
+  sampling probabilities of the transitions (None: uniform). steps_per_update counts
+  gradient steps (an offline run's "env steps" are its gradient steps)."""
+  tr = transitions(data)
+  if len(tr["obs"]) < 1:
+    raise ValueError("the dataset holds no usable transition")
+  stats = (Normalizer.of(tr["obs"], eps) if normalize_observations
+           else Normalizer.identity(tr["obs"].shape[-1]))
+  arrays = {k: jnp.asarray(tr[k]) for k in ("obs", "action", "reward", "next_obs", "discount")}
+  if weights is not None:
+    weights = np.asarray(weights, np.float64)
+    if weights.shape != tr["reward"].shape or (weights < 0).any() or weights.sum() <= 0:
+      raise ValueError(f"weights must be [M={len(tr['reward'])}] non-negative with a positive sum")
+    arrays["log_weight"] = jnp.asarray(np.log(weights / weights.sum()), jnp.float32)
+
+  def normalize(batch):
+    return {**batch, "obs": stats.normalize(batch["obs"]), "next_obs": stats.normalize(batch["next_obs"])}
+
+  def init(key):
+    k_learner, key = jax.random.split(key)
+    return OfflineState(learner=learner.init(k_learner), obs_stats=stats, key=key,
+                        update_step=jnp.zeros((), jnp.int32))
+
+  def update(state: OfflineState, d: dict):
+    key, k = jax.random.split(state.key)
+
+    def step(lstate, kk):
+      k_sample, k_update = jax.random.split(kk)
+      return learner.update(lstate, normalize(sample(d, k_sample, batch_size)), k_update)
+
+    lstate, metrics = jax.lax.scan(step, state.learner, jax.random.split(k, grad_steps))
+    metrics = jax.tree.map(jnp.nanmean, metrics)  # NaN: not computed this step (delayed actor)
+    return state.replace(learner=lstate, key=key, update_step=state.update_step + 1), metrics
+
+  def policy_params(state: OfflineState):
+    return {"policy": learner.policy(state.learner), "obs_stats": state.obs_stats}
+
+  return Agent(init=init, update=update, policy_params=policy_params,
+               make_policy=learner.make_policy, log_prob=learner.log_prob,
+               steps_per_update=grad_steps, data=arrays)

@@ -1,0 +1,125 @@
+"""Offline agents' shared pieces and TD3+BC's loss, against hand-computed values."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from algorithms import td3_bc
+from algorithms.common import offline
+from algorithms.common.networks import MLP, QNet
+
+
+def _dataset():
+  """2 trajectories of horizon 4: the first terminates at t = 2 (t = 3 is padding), the
+  second is truncated at the horizon (t = 3)."""
+  obs = np.arange(2 * 4 * 2, dtype=np.float32).reshape(2, 4, 2)
+  action = np.linspace(-1, 1, 2 * 4).reshape(2, 4, 1).astype(np.float32)
+  reward = np.array([[1, 2, 3, 0], [4, 5, 6, 7]], np.float32)
+  terminated = np.array([[0, 0, 1, 0], [0, 0, 0, 0]], bool)
+  truncated = np.array([[0, 0, 0, 0], [0, 0, 0, 1]], bool)
+  return dict(obs=obs, action=action, reward=reward, terminated=terminated, truncated=truncated)
+
+
+def test_transitions_drop_padding_and_truncated_steps():
+  d = _dataset()
+  tr = offline.transitions(d)
+  # row 0: t = 0, 1, 2 (t = 2 terminal); row 1: t = 0, 1, 2 (t = 3 truncated: no next obs)
+  np.testing.assert_array_equal(tr["trajectory"], [0, 0, 0, 1, 1, 1])
+  np.testing.assert_array_equal(tr["reward"], [1, 2, 3, 4, 5, 6])
+  np.testing.assert_array_equal(tr["discount"], [1, 1, 0, 1, 1, 1])
+  np.testing.assert_array_equal(tr["obs"], d["obs"][[0, 0, 0, 1, 1, 1], [0, 1, 2, 0, 1, 2]])
+  np.testing.assert_array_equal(tr["next_obs"][[0, 1, 3, 4, 5]],
+                                d["obs"][[0, 0, 1, 1, 1], [1, 2, 1, 2, 3]])
+  np.testing.assert_array_equal(tr["returns"], [6, 22])
+
+
+def test_normalizer_is_td3_bc_s():
+  x = np.random.default_rng(0).normal(3.0, 2.0, (100, 3)).astype(np.float32)
+  n = offline.Normalizer.of(x, 1e-3)
+  expected = (x - x.mean(0)) / (x.std(0) + 1e-3)
+  np.testing.assert_allclose(n.normalize(jnp.asarray(x)), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_weighted_sampling_follows_the_weights():
+  data = {"obs": jnp.zeros((4, 1)), "reward": jnp.arange(4.0),
+          "log_weight": jnp.log(jnp.array([0.0, 1.0, 2.0, 1.0]) / 4.0)}
+  batch = offline.sample(data, jax.random.PRNGKey(0), 20000)
+  freq = np.bincount(np.asarray(batch["reward"], int), minlength=4) / 20000
+  np.testing.assert_allclose(freq, [0.0, 0.25, 0.5, 0.25], atol=0.015)
+  assert "log_weight" not in batch
+  uniform = offline.sample({k: v for k, v in data.items() if k != "log_weight"},
+                           jax.random.PRNGKey(1), 20000)
+  np.testing.assert_allclose(np.bincount(np.asarray(uniform["reward"], int)) / 20000, 0.25,
+                             atol=0.015)
+
+
+def _linear(w, b):
+  return {"params": {"Dense_0": {"kernel": jnp.asarray(w, jnp.float32),
+                                 "bias": jnp.asarray(b, jnp.float32)}}}
+
+
+def test_td3_bc_actor_loss_by_hand():
+  obs = np.array([[1.0, -2.0], [0.5, 0.0], [-1.0, 1.0]], np.float32)
+  action = np.array([[0.3], [-0.8], [0.1]], np.float32)
+  wa, ba = np.array([[0.4], [0.2]]), np.array([0.1])
+  w1, b1 = np.array([[1.0], [-1.0], [2.0]]), np.array([0.5])   # Q1 on [s, a]
+  w2, b2 = np.array([[0.0], [3.0], [1.0]]), np.array([-1.0])   # Q2 (unused by the actor)
+  actor_params = _linear(wa, ba)
+  q_params = {"params": {"MLP_0": _linear(w1, b1)["params"], "MLP_1": _linear(w2, b2)["params"]}}
+  actor_net, q_net = MLP((), 1, "relu"), QNet((), 2, "relu")
+  loss, aux = td3_bc.actor_loss(actor_params, q_params, {"obs": obs, "action": action},
+                                actor_net, q_net, alpha=2.5)
+  # by hand: pi = tanh(s·wa + ba), Q1 = [s, pi]·w1 + b1, λ = 2.5 / mean|Q1|
+  pi = np.tanh(obs @ wa + ba)
+  q1 = (np.concatenate([obs, pi], 1) @ w1 + b1)[:, 0]
+  lam = 2.5 / np.abs(q1).mean()
+  expected = -lam * q1.mean() + ((pi - action) ** 2).mean()
+  assert float(loss) == pytest.approx(expected, rel=1e-5)
+  assert float(aux["lambda"]) == pytest.approx(lam, rel=1e-5)
+  # λ carries no gradient: d loss / d ba = −λ mean(dQ1/dpi · (1 − pi²)) + mean(2 (pi − a)(1 − pi²))
+  g = jax.grad(lambda p: td3_bc.actor_loss(p, q_params, {"obs": obs, "action": action},
+                                           actor_net, q_net, 2.5)[0])(actor_params)
+  dpi = 1 - pi[:, 0] ** 2
+  expected_gb = -lam * np.mean(w1[2, 0] * dpi) + np.mean(2 * (pi[:, 0] - action[:, 0]) * dpi)
+  assert float(g["params"]["Dense_0"]["bias"][0]) == pytest.approx(expected_gb, rel=1e-4)
+
+
+def test_iql_losses_by_hand():
+  from algorithms import iql  # pylint: disable=import-outside-toplevel
+  from algorithms.common.networks import ValueNet  # pylint: disable=import-outside-toplevel
+  assert float(iql.expectile_loss(jnp.array([1.0, -2.0]), 0.7)) == pytest.approx(
+      (0.7 * 1 + 0.3 * 4) / 2)
+  obs = np.array([[1.0, -2.0], [0.5, 0.0], [-1.0, 1.0]], np.float32)
+  action = np.array([[0.3], [-0.8], [0.1]], np.float32)
+  batch = {"obs": obs, "action": action, "reward": np.array([1.0, 0.0, -1.0], np.float32),
+           "next_obs": obs[::-1].copy(), "discount": np.array([1.0, 0.0, 1.0], np.float32)}
+  w1, b1 = np.array([[1.0], [-1.0], [2.0]]), np.array([0.5])
+  w2, b2 = np.array([[0.0], [3.0], [1.0]]), np.array([-1.0])
+  q_params = {"params": {"MLP_0": _linear(w1, b1)["params"], "MLP_1": _linear(w2, b2)["params"]}}
+  wv, bv = np.array([[0.5], [0.25]]), np.array([-5.0])
+  v_params = {"params": {"MLP_0": _linear(wv, bv)["params"]}}
+  wp, bp, log_std = np.array([[0.4], [0.2]]), np.array([0.1]), np.array([-0.5])
+  pi_params = {"params": {"Dense_0": {"kernel": jnp.asarray(wp, jnp.float32),
+                                      "bias": jnp.asarray(bp, jnp.float32)},
+                          "log_std": jnp.asarray(log_std, jnp.float32)}}
+  v_net, q_net = ValueNet((), "relu"), QNet((), 2, "relu")
+  pi_net = iql.GaussianPolicy((), 1, "relu")
+  sa = np.concatenate([obs, action], 1)
+  q = np.minimum(sa @ w1 + b1, sa @ w2 + b2)[:, 0]
+  v = (obs @ wv + bv)[:, 0]
+  u = q - v
+  expected_v = np.mean(np.where(u < 0, 0.3, 0.7) * u ** 2)
+  loss, _ = iql.value_loss(v_params, q_params, batch, v_net, q_net, 0.7)
+  assert float(loss) == pytest.approx(expected_v, rel=1e-5)
+  mean = np.tanh(obs @ wp + bp)[:, 0]
+  logp = -0.5 * ((action[:, 0] - mean) / np.exp(-0.5)) ** 2 + 0.5 - 0.5 * np.log(2 * np.pi)
+  weight = np.minimum(np.exp(3.0 * u), 100.0)
+  assert weight.max() == 100.0  # the clip is exercised
+  loss, _ = iql.actor_loss(pi_params, v_params, q_params, batch, pi_net, v_net, q_net, 3.0, 100.0)
+  assert float(loss) == pytest.approx(-np.mean(weight * logp), rel=1e-5)
+  next_v = (batch["next_obs"] @ wv + bv)[:, 0]
+  y = batch["reward"] + 0.99 * batch["discount"] * next_v
+  expected_q = np.mean(((sa @ w1 + b1)[:, 0] - y) ** 2 + ((sa @ w2 + b2)[:, 0] - y) ** 2)
+  loss, _ = iql.critic_loss(q_params, v_params, batch, v_net, q_net, 0.99)
+  assert float(loss) == pytest.approx(expected_q, rel=1e-5)

@@ -1,0 +1,57 @@
+"""Offline agents through the training binary: a run reports D4RL's normalised score;
+bad datasets and misuse of --dataset are one clear error each."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+from evaluation import data as data_lib
+from experiments import runner
+from tests.experiments import binary
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+  env = envs.make("brax/inverted_pendulum", episode_length=50)
+  uniform = lambda obs, k: jax.random.uniform(k, obs.shape[:-1] + (1,), minval=-1, maxval=1)
+  d = jax.jit(lambda k: data_lib.collect(env, uniform, lambda o, a: jnp.full(o.shape[0], -np.log(2.0)),
+                                         k, 8, 50))(jax.random.PRNGKey(0))
+  path = str(tmp_path_factory.mktemp("data") / "random")
+  data_lib.save(data_lib.with_metadata(d, env="brax/inverted_pendulum", level="random",
+                                       reference_returns={"random": 5.0, "expert": 50.0}), path)
+  return path
+
+
+def test_offline_run_reports_normalised_scores(dataset, tmp_path):
+  spec = runner.RunSpec(agent="td3_bc", env="brax/inverted_pendulum", num_seeds=2,
+                        total_steps=40, num_evals=2, eval_episodes=2,
+                        env_args=("episode_length=50",),
+                        overrides=(f"dataset={dataset}", "grad_steps=20", "hidden=(16,)"))
+  summary = runner.train(spec, str(tmp_path), progress=False)
+  assert summary["finished"] and summary["total_steps"] == 40  # gradient steps
+  expected = [100 * (r - 5.0) / 45.0 for r in summary["final_return"]]
+  np.testing.assert_allclose(summary["final_normalized_score"], expected)
+  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert {"train/bc_loss", "train/critic_loss", "train/lambda"} <= set(rows[-1])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--agent=sac", "--dataset=DATA"], "error: --dataset is for the offline agents (td3_bc, iql); "
+                                        "sac learns from the env"),
+    (["--agent=iql"], "error: IQL learns from a dataset: --dataset=PATH"),
+    (["--agent=td3_bc", "--env=brax/hopper", "--dataset=DATA"],
+     "does not fit --env=brax/hopper: it was logged on brax/inverted_pendulum, not brax/hopper; "
+     "its observations / actions have sizes 4 / 1, brax/hopper's are 11 / 3"),
+    (["--agent=td3_bc", "--dataset=/nonexistent/d"], "error: no logged data at /nonexistent/d.npz"),
+])
+def test_bad_dataset_use_is_one_clear_error(dataset, args, message, tmp_path):
+  args = [a.replace("DATA", dataset) for a in args]
+  out = binary.run("experiments.train", *args, f"--workdir={tmp_path}", "--noprogress")
+  assert out.returncode == 1
+  last = out.stderr.strip().splitlines()[-1]
+  assert message in last and last.startswith("error: "), out.stderr[-2000:]
