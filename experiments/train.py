@@ -88,8 +88,11 @@ def main(argv):
     # lock is released and every file closed, so leave at once with our line last.
     sys.stdout.flush()
     sys.stderr.flush()
-    # One write, starting a line of its own (a dying thread may have left half a line).
-    os.write(2, f"\nerror: {e}\n".encode())
+    # Silence the other threads (fd 2 -> /dev/null), then write our line to the real
+    # stderr, on a line of its own (a dying thread may have left half a line).
+    real = os.dup(2)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    os.write(real, f"\nerror: {e}\n".encode())
     os._exit(1)  # pylint: disable=protected-access
   except KeyboardInterrupt:
     sys.exit(f"interrupted; re-run with --workdir={FLAGS.workdir} to resume")

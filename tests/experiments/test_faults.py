@@ -47,9 +47,12 @@ def _last_line(out):
 
 
 def _assert_same_params(a_dir, b_dir, seeds=None):
+  """The whole final train state (parameters, optimiser, reward statistics, envs, key) of
+  the two runs is identical, for `seeds` (default: all)."""
   a, b = runner.load_state(str(a_dir)), runner.load_state(str(b_dir))
   pick = (lambda x: x) if seeds is None else (lambda x: x[np.asarray(seeds)])
-  jax.tree.map(lambda x, y: np.testing.assert_array_equal(pick(x), pick(y)), a.params, b.params)
+  jax.tree.map(lambda x, y: np.testing.assert_array_equal(pick(x), pick(y)), a, b)
+  assert float(np.asarray(a.reward_norm.stats.count)[0]) > 0  # the statistics were used
 
 
 @pytest.fixture(scope="module")

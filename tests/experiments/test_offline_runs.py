@@ -40,18 +40,23 @@ def test_offline_run_reports_normalised_scores(dataset, tmp_path):
   assert {"train/bc_loss", "train/critic_loss", "train/lambda"} <= set(rows[-1])
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--agent=sac", "--dataset=DATA"], "error: --dataset is for the offline agents (td3_bc, iql); "
-                                        "sac learns from the env"),
-    (["--agent=iql"], "error: IQL learns from a dataset: --dataset=PATH"),
-    (["--agent=td3_bc", "--env=brax/hopper", "--dataset=DATA"],
-     "does not fit --env=brax/hopper: it was logged on brax/inverted_pendulum, not brax/hopper; "
-     "its observations / actions have sizes 4 / 1, brax/hopper's are 11 / 3"),
-    (["--agent=td3_bc", "--dataset=/nonexistent/d"], "error: no logged data at /nonexistent/d.npz"),
-])
-def test_bad_dataset_use_is_one_clear_error(dataset, args, message, tmp_path):
-  args = [a.replace("DATA", dataset) for a in args]
-  out = binary.run("experiments.train", *args, f"--workdir={tmp_path}", "--noprogress")
-  assert out.returncode == 1
-  last = out.stderr.strip().splitlines()[-1]
-  assert message in last and last.startswith("error: "), out.stderr[-2000:]
+def test_bad_dataset_use_is_one_clear_error(dataset, tmp_path):
+  # Through the binary: an online agent given --dataset, and a dataset of another env.
+  for args, message in (
+      (["--agent=sac"], "error: --dataset is for the offline agents (td3_bc, iql); sac learns "
+                        "from the env"),
+      (["--agent=td3_bc", "--env=brax/hopper"],
+       "does not fit --env=brax/hopper: it was logged on brax/inverted_pendulum, not brax/hopper; "
+       "its observations / actions have sizes 4 / 1, brax/hopper's are 11 / 3")):
+    out = binary.run("experiments.train", *args, f"--dataset={dataset}", f"--workdir={tmp_path}",
+                     "--noprogress")
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert message in last and last.startswith("error: "), out.stderr[-2000:]
+  # The same errors the binary prints (as ValueError / DataError), without a process each.
+  for overrides, message in ((("grad_steps=5",), "IQL learns from a dataset: --dataset=PATH"),
+                             (("dataset=/nonexistent/d",), "no logged data at /nonexistent/d.npz")):
+    spec = runner.RunSpec(agent="iql", env="brax/inverted_pendulum", num_seeds=1, total_steps=10,
+                          overrides=overrides)
+    with pytest.raises(ValueError, match=message):
+      runner.train(spec, str(tmp_path / "inproc"), progress=False)

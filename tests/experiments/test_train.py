@@ -51,23 +51,6 @@ def test_rerunning_a_finished_run_keeps_its_summary(full_run):
   assert again == summary and again["steps_per_second"] is not None
 
 
-def test_resume_equals_uninterrupted(full_run, tmp_path):
-  workdir, _ = full_run
-  part = runner.train(runner.RunSpec(**TINY), str(tmp_path), progress=False, max_chunks=2)
-  assert not part["finished"] and part["chunks_done"] == 2
-  # A killed run can leave metrics past its last checkpoint; resume must drop them.
-  with open(tmp_path / "metrics.jsonl", "a") as f:
-    f.write(json.dumps({"chunk": 3, "env_steps": 0, "seed": 0, "eval_return": -1.0}) + "\n")
-  resumed = runner.train(runner.RunSpec(**TINY), str(tmp_path), progress=False)
-  assert resumed["finished"] and resumed["resumed_from_chunk"] == 2
-  a, b = runner.load_state(workdir), runner.load_state(str(tmp_path))
-  jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
-  jax.tree.map(np.testing.assert_array_equal, a.env_state.obs, b.env_state.obs)
-  jax.tree.map(np.testing.assert_array_equal, a.reward_norm, b.reward_norm)
-  assert float(np.asarray(a.reward_norm.stats.count)[0]) > 0      # the statistics were used
-  assert _read(os.path.join(workdir, "metrics.jsonl")) == _read(tmp_path / "metrics.jsonl")
-
-
 def test_offpolicy_resume_equals_uninterrupted(tmp_path):
   """The replay buffer is part of the checkpoint: a resumed SAC run matches exactly."""
   spec = {**TINY, "agent": "sac", "total_steps": 8 * 12, "eval_episodes": 1,
