@@ -87,8 +87,7 @@ def make_agent(config: TD3BCConfig, env: Env, data: dict) -> Agent:
   config.validate()
   learner = td3.make_learner(config, env, actor_objective=lambda p, q, b, a_net, q_net: actor_loss(
       p, q, b, a_net, q_net, config.alpha))
+  # TD3's learner serves as is (its `explore` goes unused offline).
   return offline.make_agent(
-      offline.Learner(init=learner.init, update=learner.update, policy=learner.policy,
-                      make_policy=learner.make_policy, log_prob=learner.log_prob),
-      data, batch_size=config.batch_size, grad_steps=config.grad_steps,
+      learner, data, batch_size=config.batch_size, grad_steps=config.grad_steps,
       normalize_observations=config.normalize_observations, eps=config.normalize_eps)

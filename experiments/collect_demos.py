@@ -50,7 +50,6 @@ def main(argv):
   from evaluation import data as data_lib
   from experiments import runner
   from experiments.checkpoints import CheckpointError
-  from experiments.preemption import EXIT_PREEMPTED
 
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.expert_seeds,
                         total_steps=FLAGS.expert_steps, seed=FLAGS.seed,
@@ -59,14 +58,8 @@ def main(argv):
   try:
     if not (os.path.exists(summary_path) and json.load(open(summary_path))["finished"]):
       print(f"training the expert in {FLAGS.expert_workdir}", file=sys.stderr)
-      summary = runner.train(spec, FLAGS.expert_workdir)
-      if summary["preempted"]:
-        print("preempted: the expert's training stopped at a checkpoint after SIGTERM; "
-              "re-run the same command to resume", file=sys.stderr)
-        sys.exit(EXIT_PREEMPTED)
-      if not summary["finished"]:
-        sys.exit(f"error: the expert's training in {FLAGS.expert_workdir} stopped early "
-                 f"({'every seed diverged' if summary['all_diverged'] else 'unfinished'})")
+      runner.exit_unless_finished(runner.train(spec, FLAGS.expert_workdir),
+                                  FLAGS.expert_workdir, "the expert's training")
     spec = runner.RunSpec(**runner.read_spec(FLAGS.expert_workdir))
     _, env, agent = runner.build(spec)
     if agent.log_prob is None:

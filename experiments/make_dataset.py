@@ -66,7 +66,6 @@ def main(argv):
   from evaluation import data as data_lib
   from experiments import runner
   from experiments.checkpoints import CheckpointError
-  from experiments.preemption import EXIT_PREEMPTED
 
   expert_dir = os.path.join(FLAGS.workdir, "expert")
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.expert_seeds,
@@ -75,12 +74,7 @@ def main(argv):
                         overrides=tuple(FLAGS.expert_override))
   try:
     summary = runner.train(spec, expert_dir, keep_checkpoints=True)
-    if summary["preempted"]:
-      print("preempted: the expert's training stopped at a checkpoint after SIGTERM; re-run "
-            "the same command to resume", file=sys.stderr)
-      sys.exit(EXIT_PREEMPTED)
-    if not summary["finished"]:
-      sys.exit(f"error: the expert run in {expert_dir} stopped early")
+    runner.exit_unless_finished(summary, expert_dir, "the expert's training")
     _, env, agent = runner.build(spec)
     if agent.log_prob is None:
       sys.exit(f"error: agent {FLAGS.agent!r} has no policy density; use ppo, sac, ...")

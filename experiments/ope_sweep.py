@@ -139,7 +139,6 @@ def prepare(temps, deterministic) -> dict:
   from experiments import runner
   from experiments.agents import policy_network
   from experiments.checkpoints import CheckpointError, checkpoint_digest
-  from experiments.preemption import EXIT_PREEMPTED
   from experiments.stage_cache import StageCache
 
   policy_dir = FLAGS.policy_workdir or os.path.join(FLAGS.workdir, "policy")
@@ -151,14 +150,8 @@ def prepare(temps, deterministic) -> dict:
     if not (os.path.exists(os.path.join(policy_dir, "summary.json"))
             and json.load(open(os.path.join(policy_dir, "summary.json")))["finished"]):
       print(f"training the candidate source in {policy_dir}", file=sys.stderr)
-      trained = runner.train(spec, policy_dir, keep_checkpoints=True)
-      if trained["preempted"]:
-        print("preempted: the candidate run stopped at a checkpoint after SIGTERM; re-run "
-              "the same command to resume", file=sys.stderr)
-        sys.exit(EXIT_PREEMPTED)
-      if not trained["finished"]:
-        _fail(f"the candidate run in {policy_dir} stopped early "
-              f"({'every seed diverged' if trained['all_diverged'] else 'unfinished'})")
+      runner.exit_unless_finished(runner.train(spec, policy_dir, keep_checkpoints=True),
+                                  policy_dir, "the candidate run")
     spec = runner.RunSpec(**runner.read_spec(policy_dir))
     config, _, agent = runner.build(spec)
     env = envs.make(FLAGS.env, episode_length=FLAGS.horizon)

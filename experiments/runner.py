@@ -41,7 +41,7 @@ from algorithms.common import divergence
 from experiments import plots
 from experiments.agents import AGENTS, make_config, parse_overrides
 from experiments.checkpoints import CheckpointError, Checkpointer
-from experiments.preemption import Preemption
+from experiments.preemption import EXIT_PREEMPTED, Preemption
 from experiments.workdir_lock import WorkdirLock, WorkdirLocked
 
 DIVERGENCE_BOUND = 1e10
@@ -112,32 +112,28 @@ def _read_metrics(path: str) -> list[dict]:
   return rows
 
 
-def _write_lines(path: str, rows: list[dict]) -> None:
-  """Replaces `path` by `rows` as JSON lines, atomically."""
+def _write_atomic(path: str, text: str) -> None:
+  """Writes `text` to `path` atomically: a reader sees the old file or the whole new one."""
   tmp = path + ".tmp"
   try:
     with open(tmp, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in rows)
+      f.write(text)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+def _write_lines(path: str, rows: list[dict]) -> None:
+  """Replaces `path` by `rows` as JSON lines, atomically."""
+  _write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _write_json(path: str, obj: Any) -> None:
-  """Writes `obj` to `path` atomically: a reader sees the old file or the whole new one."""
-  tmp = path + ".tmp"
-  try:
-    with open(tmp, "w") as f:
-      json.dump(obj, f, indent=2)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  """Writes `obj` to `path` as JSON, atomically."""
+  _write_atomic(path, json.dumps(obj, indent=2))
 
 
 def _append(path: str, rows: list[dict]) -> None:
@@ -445,6 +441,18 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
   except OSError as e:
     raise unwritable("summary.json", e, saved) from None
   return summary
+
+
+def exit_unless_finished(summary: dict, workdir: str, what: str) -> None:
+  """For binaries that train a run before using it: exits with EXIT_PREEMPTED (and a line
+  saying so) if a SIGTERM stopped `what`, with one error line if it stopped early."""
+  if summary["preempted"]:
+    print(f"preempted: {what} stopped at a checkpoint after SIGTERM; re-run the same command "
+          "to resume", file=sys.stderr)
+    sys.exit(EXIT_PREEMPTED)
+  if not summary["finished"]:
+    sys.exit(f"error: {what} in {workdir} stopped early "
+             f"({'every seed diverged' if summary['all_diverged'] else 'unfinished'})")
 
 
 def read_spec(workdir: str) -> dict:

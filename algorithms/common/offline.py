@@ -117,7 +117,8 @@ class OfflineState:
 def make_agent(learner: Learner, data: dict, *, batch_size: int, grad_steps: int,
                normalize_observations: bool, eps: float = 1e-3,
                weights: Optional[np.ndarray] = None) -> Agent:
-  """The offline loop around `learner` as an `Agent` whose `update(state, data)` takes
+  """The offline loop around `learner` (an `offline.Learner`, or any object with its
+  fields, e.g. an off-policy learner) as an `Agent` whose `update(state, data)` takes
   `grad_steps` gradient steps; `data`: logged-data arrays [N, T, ...]; `weights` [M]:
   sampling probabilities of the transitions (None: uniform). steps_per_update counts
   gradient steps (an offline run's "env steps" are its gradient steps)."""
