@@ -35,14 +35,13 @@ import optax
 from algorithms.common import offline
 from algorithms.common.agent import Agent
 from algorithms.common.networks import MLP, QNet, ValueNet, polyak
-from algorithms.td3_bc import OfflineConfig
 from envs import Env
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 @dataclasses.dataclass(frozen=True)
-class IQLConfig(OfflineConfig):
+class IQLConfig(offline.OfflineConfig):
   """IQL hyperparameters (the authors' configs/mujoco_config.py)."""
 
   expectile: float = 0.7
@@ -105,12 +104,15 @@ def value_loss(v_params, target_q_params, batch, v_net, q_net, expectile):
 
 def actor_loss(pi_params, v_params, target_q_params, batch, pi_net, v_net, q_net,
                temperature, max_weight):
+  """−E[w log π(a|s)], w = min(exp(β(Q − V)), max) -> (loss, aux); aux's `weight_ess`:
+  the weights' effective sample size (Σw)² / (B Σw²) as a fraction of the batch B."""
   q = q_net.apply(target_q_params, batch["obs"], batch["action"]).min(-1)
   v = v_net.apply(v_params, batch["obs"])
   weight = jax.lax.stop_gradient(jnp.minimum(jnp.exp(temperature * (q - v)), max_weight))
   mean, log_std = pi_net.apply(pi_params, batch["obs"])
   loss = -jnp.mean(weight * gaussian_log_prob(mean, log_std, batch["action"]))
-  return loss, {"actor_loss": loss, "adv_weight": weight.mean()}
+  ess = jnp.sum(weight) ** 2 / (weight.shape[0] * jnp.sum(weight ** 2))
+  return loss, {"actor_loss": loss, "adv_weight": weight.mean(), "weight_ess": ess}
 
 
 def critic_loss(q_params, v_params, batch, v_net, q_net, discount):
@@ -187,7 +189,4 @@ def make_agent(config: IQLConfig, env: Env, data: dict) -> Agent:
     raise ValueError("IQL's cosine_decay needs total_steps > 0 (the run's gradient steps)")
   if config.reward_scale_by_return_range:
     data = scale_rewards(data)
-  return offline.make_agent(make_learner(config, env), data, batch_size=config.batch_size,
-                            grad_steps=config.grad_steps,
-                            normalize_observations=config.normalize_observations,
-                            eps=config.normalize_eps)
+  return offline.make_agent(make_learner(config, env), data, config)

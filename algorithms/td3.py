@@ -53,13 +53,19 @@ def networks(config: TD3Config, action_size: int):
           QNet(tuple(config.hidden), 2, config.activation))
 
 
+def smoothed_target_action(target_actor_params, next_obs, key, config: TD3Config, actor_net):
+  """ã = clip(μ_φ'(s') + clip(ε, −c, c), −1, 1), ε ~ N(0, σ²): next_obs [N, d] -> [N, a]."""
+  next_action = jnp.tanh(actor_net.apply(target_actor_params, next_obs))
+  noise = jnp.clip(config.target_noise * jax.random.normal(key, next_action.shape),
+                   -config.target_noise_clip, config.target_noise_clip)
+  return jnp.clip(next_action + noise, -1.0, 1.0)
+
+
 def critic_loss(q_params, target_q_params, target_actor_params, batch, key,
                 config: TD3Config, actor_net, q_net):
   """L(θ) with target policy smoothing: batch [N, ...] -> (loss, aux)."""
-  next_action = jnp.tanh(actor_net.apply(target_actor_params, batch["next_obs"]))
-  noise = jnp.clip(config.target_noise * jax.random.normal(key, next_action.shape),
-                   -config.target_noise_clip, config.target_noise_clip)
-  next_action = jnp.clip(next_action + noise, -1.0, 1.0)
+  next_action = smoothed_target_action(target_actor_params, batch["next_obs"], key, config,
+                                       actor_net)
   next_q = q_net.apply(target_q_params, batch["next_obs"], next_action).min(-1)
   target = jax.lax.stop_gradient(batch["reward"] + config.discount * batch["discount"] * next_q)
   q = q_net.apply(q_params, batch["obs"], batch["action"])

@@ -30,27 +30,7 @@ from envs import Env
 
 
 @dataclasses.dataclass(frozen=True)
-class OfflineConfig:
-  """Settings every offline agent shares."""
-
-  batch_size: int = 256
-  discount: float = 0.99
-  grad_steps: int = 1000          # gradient steps per `update` (one scanned block)
-  normalize_observations: bool = True
-  normalize_eps: float = 1e-3
-  dataset: str = ""               # logged-data path (read by experiments/, never here)
-
-  def validate(self) -> None:
-    """Raises ValueError on settings that cannot run."""
-    for name in ("batch_size", "grad_steps"):
-      if getattr(self, name) <= 0:
-        raise ValueError(f"{type(self).__name__}.{name} must be positive, got {getattr(self, name)}")
-    if not 0.0 <= self.discount <= 1.0:
-      raise ValueError(f"discount must be in [0, 1], got {self.discount}")
-
-
-@dataclasses.dataclass(frozen=True)
-class TD3BCConfig(OfflineConfig):
+class TD3BCConfig(offline.OfflineConfig):
   """TD3+BC hyperparameters (the paper's and the authors' code's defaults)."""
 
   alpha: float = 2.5
@@ -88,6 +68,4 @@ def make_agent(config: TD3BCConfig, env: Env, data: dict) -> Agent:
   learner = td3.make_learner(config, env, actor_objective=lambda p, q, b, a_net, q_net: actor_loss(
       p, q, b, a_net, q_net, config.alpha))
   # TD3's learner serves as is (its `explore` goes unused offline).
-  return offline.make_agent(
-      learner, data, batch_size=config.batch_size, grad_steps=config.grad_steps,
-      normalize_observations=config.normalize_observations, eps=config.normalize_eps)
+  return offline.make_agent(learner, data, config)

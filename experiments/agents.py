@@ -6,7 +6,8 @@ import ast
 import dataclasses
 from typing import Any, Callable
 
-from algorithms import ailboost, dac, iql, mdpo, mdpo_offpolicy, ppo, props, sac, td3, td3_bc
+from algorithms import (a2pr, ailboost, dac, iql, mdpo, mdpo_offpolicy, ppo, prdc, props, sac,
+                        td3, td3_bc)
 
 
 
@@ -53,7 +54,7 @@ def _offline(make_agent: Callable, name: str) -> Callable:
 
 
 # Agents that learn from a fixed dataset (--dataset) rather than from the env.
-OFFLINE = ("td3_bc", "iql")
+OFFLINE = ("td3_bc", "iql", "prdc", "a2pr")
 
 # name -> (config dataclass, make_agent(config, env) -> Agent)
 AGENTS: dict[str, tuple[type, Callable]] = {
@@ -71,6 +72,8 @@ AGENTS: dict[str, tuple[type, Callable]] = {
     "ailboost_dacdisc": (ailboost.AILBoostDACDiscConfig, _imitation(ailboost.make_agent)),
     "td3_bc": (td3_bc.TD3BCConfig, _offline(td3_bc.make_agent, "TD3+BC")),
     "iql": (iql.IQLConfig, _offline(iql.make_agent, "IQL")),
+    "prdc": (prdc.PRDCConfig, _offline(prdc.make_agent, "PRDC")),
+    "a2pr": (a2pr.A2PRConfig, _offline(a2pr.make_agent, "A2PR")),
 }
 
 

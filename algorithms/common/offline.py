@@ -15,10 +15,21 @@ transitions with `transitions`:
 protocol: `Agent.data` holds the transitions, which the training loop passes to every
 update as a jit argument (not a closure, which would embed the dataset in the compiled
 program), shared by every vmapped seed. Each update takes `grad_steps` gradient steps on
-minibatches drawn uniformly with replacement (TD3+BC's and IQL's sampler), or with
-per-transition probabilities (`weights`, e.g. trajectory weighting). Observations are
-z-scored with the dataset's mean and std + `eps` (TD3+BC's normalisation) when the
-config asks; the statistics are part of the policy params.
+minibatches drawn with replacement by the config's `sampler`:
+
+- `uniform`: every transition alike (TD3+BC's and IQL's sampler);
+- `return_weighted`: trajectory weighting, "RW" of Hong et al. 2023 ("Harnessing Mixed
+  Offline RL Datasets via Trajectory Weighting", eq. 5 with the min-max normalised return
+  of their code): transition t of trajectory i is drawn with probability
+  ∝ exp(Ĝ_i / α), Ĝ_i = (G_i − min_j G_j) / (max_j G_j − min_j G_j), so a trajectory is
+  drawn in proportion to its length times exp(Ĝ_i / α); α = `sampler_temperature`
+  (their 0.1 for TD3+BC and IQL).
+
+Observations are z-scored with the dataset's mean and std + `eps` (TD3+BC's
+normalisation) when the config asks; the statistics are part of the policy params. An
+algorithm that needs the whole dataset inside its update (PRDC's nearest-neighbour
+search) gets arrays built once from the transitions (`context`), under
+`batch['context']` of every minibatch.
 """
 
 from __future__ import annotations
@@ -32,6 +43,34 @@ import numpy as np
 from flax import struct
 
 from algorithms.common.agent import Agent
+
+SAMPLERS = ("uniform", "return_weighted")
+
+
+@dataclasses.dataclass(frozen=True)
+class OfflineConfig:
+  """Settings every offline agent shares."""
+
+  batch_size: int = 256
+  discount: float = 0.99
+  grad_steps: int = 1000          # gradient steps per `update` (one scanned block)
+  normalize_observations: bool = True
+  normalize_eps: float = 1e-3
+  sampler: str = "uniform"        # or "return_weighted" (trajectory weighting, RW)
+  sampler_temperature: float = 0.1
+  dataset: str = ""               # logged-data path (read by experiments/, never here)
+
+  def validate(self) -> None:
+    """Raises ValueError on settings that cannot run."""
+    for name in ("batch_size", "grad_steps"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"{type(self).__name__}.{name} must be positive, got {getattr(self, name)}")
+    if not 0.0 <= self.discount <= 1.0:
+      raise ValueError(f"discount must be in [0, 1], got {self.discount}")
+    if self.sampler not in SAMPLERS:
+      raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+    if self.sampler_temperature <= 0:
+      raise ValueError(f"sampler_temperature must be positive, got {self.sampler_temperature}")
 
 
 def transitions(data: dict) -> dict:
@@ -53,6 +92,15 @@ def transitions(data: dict) -> dict:
           "next_obs": next_obs[usable], "discount": 1.0 - terminated[usable].astype(np.float32),
           "trajectory": rows[usable].astype(np.int32),
           "returns": (reward * valid).sum(axis=1)}
+
+
+def return_weighted_logits(tr: dict, temperature: float) -> np.ndarray:
+  """Trajectory weighting's (RW) log-probabilities up to a constant, [M]: Ĝ_i / α of each
+  transition's trajectory i (`transitions` output; equal returns: uniform)."""
+  g = np.asarray(tr["returns"], np.float64)
+  spread = g.max() - g.min()
+  g_hat = (g - g.min()) / spread if spread > 0 else np.zeros_like(g)
+  return g_hat[tr["trajectory"]] / temperature
 
 
 @struct.dataclass
@@ -83,7 +131,7 @@ def sample(data: dict, key: jax.Array, batch_size: int) -> dict:
     idx = jax.random.categorical(key, data["log_weight"], shape=(batch_size,))
   else:
     idx = jax.random.randint(key, (batch_size,), 0, data["obs"].shape[0])
-  return {k: v[idx] for k, v in data.items() if k != "log_weight"}
+  return {k: v[idx] for k, v in data.items() if k not in ("log_weight", "context")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,28 +162,31 @@ class OfflineState:
   update_step: jax.Array
 
 
-def make_agent(learner: Learner, data: dict, *, batch_size: int, grad_steps: int,
-               normalize_observations: bool, eps: float = 1e-3,
-               weights: Optional[np.ndarray] = None) -> Agent:
+def make_agent(learner: Learner, data: dict, config: OfflineConfig,
+               context: Optional[Callable[[dict, Normalizer], dict]] = None) -> Agent:
   """The offline loop around `learner` (an `offline.Learner`, or any object with its
   fields, e.g. an off-policy learner) as an `Agent` whose `update(state, data)` takes
-  `grad_steps` gradient steps; `data`: logged-data arrays [N, T, ...]; `weights` [M]:
-  sampling probabilities of the transitions (None: uniform). steps_per_update counts
-  gradient steps (an offline run's "env steps" are its gradient steps)."""
+  `config.grad_steps` gradient steps; `data`: logged-data arrays [N, T, ...];
+  `context(transitions, normalizer) -> dict of arrays`: what the learner needs of the
+  whole dataset (see the module doc). steps_per_update counts gradient steps (an offline
+  run's "env steps" are its gradient steps)."""
   tr = transitions(data)
   if len(tr["obs"]) < 1:
     raise ValueError("the dataset holds no usable transition")
-  stats = (Normalizer.of(tr["obs"], eps) if normalize_observations
+  stats = (Normalizer.of(tr["obs"], config.normalize_eps) if config.normalize_observations
            else Normalizer.identity(tr["obs"].shape[-1]))
   arrays = {k: jnp.asarray(tr[k]) for k in ("obs", "action", "reward", "next_obs", "discount")}
-  if weights is not None:
-    weights = np.asarray(weights, np.float64)
-    if weights.shape != tr["reward"].shape or (weights < 0).any() or weights.sum() <= 0:
-      raise ValueError(f"weights must be [M={len(tr['reward'])}] non-negative with a positive sum")
-    arrays["log_weight"] = jnp.asarray(np.log(weights / weights.sum()), jnp.float32)
+  if config.sampler == "return_weighted":
+    logits = return_weighted_logits(tr, config.sampler_temperature)
+    arrays["log_weight"] = jnp.asarray(logits - logits.max(), jnp.float32)
+  if context is not None:
+    arrays["context"] = jax.tree.map(jnp.asarray, context(tr, stats))
+  batch_size, grad_steps = config.batch_size, config.grad_steps
 
-  def normalize(batch):
-    return {**batch, "obs": stats.normalize(batch["obs"]), "next_obs": stats.normalize(batch["next_obs"])}
+  def normalize(batch, d):
+    batch = {**batch, "obs": stats.normalize(batch["obs"]),
+             "next_obs": stats.normalize(batch["next_obs"])}
+    return {**batch, "context": d["context"]} if "context" in d else batch
 
   def init(key):
     k_learner, key = jax.random.split(key)
@@ -147,7 +198,7 @@ def make_agent(learner: Learner, data: dict, *, batch_size: int, grad_steps: int
 
     def step(lstate, kk):
       k_sample, k_update = jax.random.split(kk)
-      return learner.update(lstate, normalize(sample(d, k_sample, batch_size)), k_update)
+      return learner.update(lstate, normalize(sample(d, k_sample, batch_size), d), k_update)
 
     lstate, metrics = jax.lax.scan(step, state.learner, jax.random.split(k, grad_steps))
     metrics = jax.tree.map(jnp.nanmean, metrics)  # NaN: not computed this step (delayed actor)

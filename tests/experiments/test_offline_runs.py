@@ -43,7 +43,7 @@ def test_offline_run_reports_normalised_scores(dataset, tmp_path):
 def test_bad_dataset_use_is_one_clear_error(dataset, tmp_path):
   # Through the binary: an online agent given --dataset, and a dataset of another env.
   for args, message in (
-      (["--agent=sac"], "error: --dataset is for the offline agents (td3_bc, iql); sac learns "
+      (["--agent=sac"], "error: --dataset is for the offline agents (td3_bc, iql, prdc, a2pr); sac learns "
                         "from the env"),
       (["--agent=td3_bc", "--env=brax/hopper"],
        "does not fit --env=brax/hopper: it was logged on brax/inverted_pendulum, not brax/hopper; "
