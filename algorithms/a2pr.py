@@ -190,7 +190,7 @@ def make_learner(config: A2PRConfig, env: Env) -> offline.Learner:
               jax.tree.map(lambda x: jnp.full(x.shape, jnp.nan, x.dtype), aux))
 
     actor, opt_pi, target_actor, target_q, aux_pi = jax.lax.cond(
-        step % config.policy_delay == 0, delayed, skip, None)
+        td3.actor_turn(step, batch, config.policy_delay), delayed, skip, None)
     new = {"actor": actor, "q": q, "v": v, "vae": vae, "target_actor": target_actor,
            "target_q": target_q, "step": step,
            "opt": {"actor": opt_pi, "q": opt_q, "v": opt_v, "vae": opt_vae}}

@@ -79,6 +79,16 @@ def actor_loss(actor_params, q_params, batch, actor_net, q_net):
   return -jnp.mean(q_net.apply(q_params, batch["obs"], action)[..., 0])
 
 
+def actor_turn(step: jax.Array, batch: dict, policy_delay: int) -> jax.Array:
+  """Whether critic step `step` (1-based) is followed by the delayed actor step. The
+  offline loop passes batch['grad_step'], the same for every seed, so that under vmap the
+  test stays unbatched and `lax.cond` runs one branch (its configs keep grad_steps a
+  multiple of policy_delay, so both counters give the same turns)."""
+  if "grad_step" in batch:
+    return (batch["grad_step"] + 1) % policy_delay == 0
+  return step % policy_delay == 0
+
+
 def make_learner(config: TD3Config, env: Env, actor_objective=None) -> offpolicy.Learner:
   """TD3's networks, optimisers and one (critic, maybe actor) gradient step.
 
@@ -129,7 +139,7 @@ def make_learner(config: TD3Config, env: Env, actor_objective=None) -> offpolicy
     q = optax.apply_updates(lstate["q"], upd)
     step = lstate["step"] + 1  # critic updates done, this one included
     actor, opt_pi, target_actor, target_q, a_loss, a_aux = jax.lax.cond(
-        step % config.policy_delay == 0, delayed, skip, lstate, q, batch)
+        actor_turn(step, batch, config.policy_delay), delayed, skip, lstate, q, batch)
     new = {"actor": actor, "q": q, "target_actor": target_actor, "target_q": target_q,
            "opt": {"actor": opt_pi, "q": opt_q}, "step": step}
     return new, {"critic_loss": aux["critic_loss"], "q_mean": aux["q_mean"], "actor_loss": a_loss,

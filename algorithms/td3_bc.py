@@ -46,8 +46,9 @@ class TD3BCConfig(offline.OfflineConfig):
 
   def validate(self) -> None:
     super().validate()
-    if self.policy_delay <= 0:
-      raise ValueError(f"policy_delay must be positive, got {self.policy_delay}")
+    if self.policy_delay <= 0 or self.grad_steps % self.policy_delay:
+      raise ValueError(f"policy_delay must be positive and divide grad_steps, got "
+                       f"{self.policy_delay} and {self.grad_steps}")
     if self.alpha < 0:
       raise ValueError(f"alpha must be >= 0, got {self.alpha}")
 

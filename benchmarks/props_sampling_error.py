@@ -37,6 +37,7 @@ import numpy as np
 from absl import app, flags
 
 from algorithms import props
+from benchmarks.learning_summary import iqm_ci
 from experiments import runner
 
 FLAGS = flags.FLAGS
@@ -94,19 +95,6 @@ def variant_spec(variant: str, env: str, total_steps: int) -> runner.RunSpec:
   return runner.RunSpec(agent=agent, env=env, num_seeds=FLAGS.num_seeds, total_steps=steps,
                         seed=FLAGS.seed, num_evals=FLAGS.num_evals,
                         eval_episodes=FLAGS.eval_episodes, overrides=overrides)
-
-
-def iqm_ci(scores: np.ndarray):
-  """IQM over seeds and its 95% bootstrap CI per column: scores [seeds, E] -> 3 x [E]."""
-  from rliable import library, metrics  # pylint: disable=import-outside-toplevel
-  iqm, lo, hi = [], [], []
-  for col in scores.T:
-    point, ci = library.get_interval_estimates(
-        {"x": col[:, None]}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=2000)
-    iqm.append(point["x"][0])
-    lo.append(ci["x"][0, 0])
-    hi.append(ci["x"][1, 0])
-  return np.array(iqm), np.array(lo), np.array(hi)
 
 
 def read_run(workdir: str) -> dict:

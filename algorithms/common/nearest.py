@@ -9,9 +9,10 @@ index so that memory stays at [queries, chunk] whatever the dataset's size:
   by one matrix product; keep the chunk's argmin, re-measured exactly as ‖q − x‖², and the
   better of it and the running best.
 
-The matrix product makes the search run at matmul speed (GPU, TPU, BLAS on CPU); the
-expanded form can misorder two points whose distances differ by less than float32
-rounding of ‖x‖², never more. Cost: 2·B·M·k flops per query batch (B queries, M points,
+The matrix product makes the search run at matmul speed (GPU, TPU, BLAS on CPU), at
+full float32 precision (`Precision.HIGHEST`: the default TF32 of recent GPUs misorders
+near neighbours); the expanded form can still misorder two points of one chunk whose
+distances differ by less than float32 rounding of ‖x‖². Cost: 2·B·M·k flops per query batch (B queries, M points,
 k dims); benchmarks/offline_speed.py measures it at M = 1M. `jax.lax.approx_min_k` would
 be faster on TPU but is approximate there, which PRDC's exact KD-tree is not.
 """
@@ -49,7 +50,9 @@ def nearest_in_chunks(queries: jax.Array, chunks: jax.Array, valid: jax.Array) -
   def body(best, inputs):
     best_d, best_i = best
     c, x, ok = inputs
-    score = jnp.sum(x * x, axis=-1)[None, :] - 2.0 * queries @ x.T           # [B, chunk]
+    # full float32 products: TF32 (GPU) or bfloat16 passes (TPU) would misorder neighbours
+    score = (jnp.sum(x * x, axis=-1)[None, :]
+             - 2.0 * jnp.matmul(queries, x.T, precision=jax.lax.Precision.HIGHEST))  # [B, chunk]
     score = jnp.where(ok[None, :], score, jnp.inf)
     j = jnp.argmin(score, axis=-1)                                          # [B]
     d = jnp.sum((queries - x[j]) ** 2, axis=-1)                             # exact, [B]

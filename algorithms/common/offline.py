@@ -29,7 +29,10 @@ Observations are z-scored with the dataset's mean and std + `eps` (TD3+BC's
 normalisation) when the config asks; the statistics are part of the policy params. An
 algorithm that needs the whole dataset inside its update (PRDC's nearest-neighbour
 search) gets arrays built once from the transitions (`context`), under
-`batch['context']` of every minibatch.
+`batch['context']` of every minibatch. `batch['grad_step']` is the step's index within
+the update, the same for every vmapped seed: a learner that acts every k-th step (TD3's
+delayed actor) tests it rather than its own counter, which vmap batches, so that
+`lax.cond` stays a branch instead of running both sides for all seeds.
 """
 
 from __future__ import annotations
@@ -95,12 +98,12 @@ def transitions(data: dict) -> dict:
 
 
 def return_weighted_logits(tr: dict, temperature: float) -> np.ndarray:
-  """Trajectory weighting's (RW) log-probabilities up to a constant, [M]: Ĝ_i / α of each
-  transition's trajectory i (`transitions` output; equal returns: uniform)."""
+  """Trajectory weighting's (RW) log-weights up to a constant, [N]: Ĝ_i / α of each
+  trajectory i (`transitions` output; equal returns: uniform)."""
   g = np.asarray(tr["returns"], np.float64)
   spread = g.max() - g.min()
   g_hat = (g - g.min()) / spread if spread > 0 else np.zeros_like(g)
-  return g_hat[tr["trajectory"]] / temperature
+  return g_hat / temperature
 
 
 @struct.dataclass
@@ -124,14 +127,33 @@ class Normalizer:
     return (x - self.mean) / self.scale
 
 
+def trajectory_sampler(tr: dict, logits: np.ndarray) -> dict:
+  """What `sample` needs to draw transitions with per-trajectory log-weights `logits` [N]
+  (unnormalised; every transition of trajectory i weighs exp(logits[i])): the cumulative
+  distribution over trajectories with transitions, cdf [N'] (last = 1), each one's first
+  transition index start [N'] and count [N'] in `tr` (`transitions` output, whose
+  transitions are grouped by trajectory in order)."""
+  rows, starts, counts = np.unique(tr["trajectory"], return_index=True, return_counts=True)
+  logits = np.asarray(logits, np.float64)[rows]
+  p = counts * np.exp(logits - logits.max())
+  return {"cdf": np.cumsum(p / p.sum()), "start": starts.astype(np.int32),
+          "count": counts.astype(np.int32)}
+
+
 def sample(data: dict, key: jax.Array, batch_size: int) -> dict:
   """A minibatch [batch_size, ...] of transitions `data` [M, ...], drawn with replacement:
-  uniformly, or by `data['log_weight']` [M] (log-probabilities) when present."""
-  if "log_weight" in data:
-    idx = jax.random.categorical(key, data["log_weight"], shape=(batch_size,))
+  uniformly, or, when `data['sampler']` (from `trajectory_sampler`) is present, a
+  trajectory by its cumulative distribution and then one of its transitions uniformly,
+  O(B log N) (a Gumbel draw per transition would cost O(B·M))."""
+  if "sampler" in data:
+    s = data["sampler"]
+    k_traj, k_step = jax.random.split(key)
+    u = jax.random.uniform(k_traj, (batch_size,), s["cdf"].dtype) * s["cdf"][-1]
+    i = jnp.minimum(jnp.searchsorted(s["cdf"], u, side="right"), s["cdf"].shape[0] - 1)
+    idx = s["start"][i] + jax.random.randint(k_step, (batch_size,), 0, s["count"][i])
   else:
     idx = jax.random.randint(key, (batch_size,), 0, data["obs"].shape[0])
-  return {k: v[idx] for k, v in data.items() if k not in ("log_weight", "context")}
+  return {k: v[idx] for k, v in data.items() if k not in ("sampler", "context")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +199,10 @@ def make_agent(learner: Learner, data: dict, config: OfflineConfig,
            else Normalizer.identity(tr["obs"].shape[-1]))
   arrays = {k: jnp.asarray(tr[k]) for k in ("obs", "action", "reward", "next_obs", "discount")}
   if config.sampler == "return_weighted":
-    logits = return_weighted_logits(tr, config.sampler_temperature)
-    arrays["log_weight"] = jnp.asarray(logits - logits.max(), jnp.float32)
+    sampler = trajectory_sampler(tr, return_weighted_logits(tr, config.sampler_temperature))
+    arrays["sampler"] = {"cdf": jnp.asarray(sampler["cdf"], jnp.float32),
+                         "start": jnp.asarray(sampler["start"]),
+                         "count": jnp.asarray(sampler["count"])}
   if context is not None:
     arrays["context"] = jax.tree.map(jnp.asarray, context(tr, stats))
   batch_size, grad_steps = config.batch_size, config.grad_steps
@@ -196,11 +220,14 @@ def make_agent(learner: Learner, data: dict, config: OfflineConfig,
   def update(state: OfflineState, d: dict):
     key, k = jax.random.split(state.key)
 
-    def step(lstate, kk):
+    def step(lstate, xs):
+      kk, j = xs
       k_sample, k_update = jax.random.split(kk)
-      return learner.update(lstate, normalize(sample(d, k_sample, batch_size), d), k_update)
+      batch = {**normalize(sample(d, k_sample, batch_size), d), "grad_step": j}
+      return learner.update(lstate, batch, k_update)
 
-    lstate, metrics = jax.lax.scan(step, state.learner, jax.random.split(k, grad_steps))
+    lstate, metrics = jax.lax.scan(step, state.learner,
+                                   (jax.random.split(k, grad_steps), jnp.arange(grad_steps)))
     metrics = jax.tree.map(jnp.nanmean, metrics)  # NaN: not computed this step (delayed actor)
     return state.replace(learner=lstate, key=key, update_step=state.update_step + 1), metrics
 

@@ -42,15 +42,25 @@ def test_normalizer_is_td3_bc_s():
 
 
 def test_weighted_sampling_follows_the_weights():
-  data = {"obs": jnp.zeros((4, 1)), "reward": jnp.arange(4.0),
-          "log_weight": jnp.log(jnp.array([0.0, 1.0, 2.0, 1.0]) / 4.0)}
-  batch = offline.sample(data, jax.random.PRNGKey(0), 20000)
-  freq = np.bincount(np.asarray(batch["reward"], int), minlength=4) / 20000
-  np.testing.assert_allclose(freq, [0.0, 0.25, 0.5, 0.25], atol=0.015)
-  assert "log_weight" not in batch
-  uniform = offline.sample({k: v for k, v in data.items() if k != "log_weight"},
+  """Trajectory weights 0 : 1 : 2 : 1 (trajectory 1 has two transitions, the others one):
+  each transition is drawn ∝ its trajectory's weight."""
+  tr = {"trajectory": np.array([0, 1, 1, 2, 3]), "obs": np.zeros((5, 1))}
+  with np.errstate(divide="ignore"):
+    logits = np.log([0.0, 1.0, 2.0, 1.0])
+  s = offline.trajectory_sampler(tr, logits)
+  # trajectory shares ∝ count × weight = 0, 2, 2, 1
+  np.testing.assert_allclose(s["cdf"], [0.0, 0.4, 0.8, 1.0])
+  np.testing.assert_array_equal(s["start"], [0, 1, 3, 4])
+  np.testing.assert_array_equal(s["count"], [1, 2, 1, 1])
+  data = {"obs": jnp.zeros((5, 1)), "reward": jnp.arange(5.0),
+          "sampler": jax.tree.map(jnp.asarray, s)}
+  batch = jax.jit(lambda k: offline.sample(data, k, 40000))(jax.random.PRNGKey(0))
+  freq = np.bincount(np.asarray(batch["reward"], int), minlength=5) / 40000
+  np.testing.assert_allclose(freq, [0.0, 0.2, 0.2, 0.4, 0.2], atol=0.012)
+  assert "sampler" not in batch
+  uniform = offline.sample({k: v for k, v in data.items() if k != "sampler"},
                            jax.random.PRNGKey(1), 20000)
-  np.testing.assert_allclose(np.bincount(np.asarray(uniform["reward"], int)) / 20000, 0.25,
+  np.testing.assert_allclose(np.bincount(np.asarray(uniform["reward"], int)) / 20000, 0.2,
                              atol=0.015)
 
 
@@ -130,9 +140,11 @@ def test_return_weighting_by_hand():
   the second trajectory is exp(1/α) times as likely as one of the first."""
   tr = offline.transitions(_dataset())
   logits = offline.return_weighted_logits(tr, 0.1)
-  np.testing.assert_allclose(logits, [0, 0, 0, 10, 10, 10])
-  p = np.exp(logits) / np.exp(logits).sum()
-  assert p[3] / p[0] == pytest.approx(np.exp(10.0))
+  np.testing.assert_allclose(logits, [0, 10])
+  s = offline.trajectory_sampler(tr, logits)   # 3 transitions each
+  p_first = s["cdf"][0] / 3
+  p_second = (1 - s["cdf"][0]) / 3
+  assert p_second / p_first == pytest.approx(np.exp(10.0))
   equal = dict(tr, returns=np.array([5.0, 5.0]))
   np.testing.assert_allclose(offline.return_weighted_logits(equal, 0.1), 0.0)
   with pytest.raises(ValueError, match="sampler"):

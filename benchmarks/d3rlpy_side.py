@@ -1,0 +1,115 @@
+r"""d3rlpy 2.8.1's TD3+BC and IQL on one of our logged-data files: speed, or a trained actor.
+
+    D3=runs/d3rlpy_venv/bin/python   # python -m venv runs/d3rlpy_venv && $D3 -m pip install d3rlpy==2.8.1
+    $D3 benchmarks/d3rlpy_side.py --mode=speed --algo=td3_bc --dataset=PATH --steps=2000 --out=F.json
+    $D3 benchmarks/d3rlpy_side.py --mode=train --algo=iql --dataset=PATH --steps=100000 --seed=0 --out=F.npz
+
+Runs in d3rlpy's own virtualenv: numpy, torch, d3rlpy and the standard library only, no
+jax and nothing of this project (benchmarks/offline_speed.py and
+benchmarks/offline_scores.py call it).
+
+The dataset (<PATH>.npz, our logged-data format: obs, action, reward, terminated,
+truncated [N, T, ...]) becomes an `MDPDataset` of each trajectory's valid steps, with
+`terminals` = terminated and `timeouts` = truncated. Configs are d3rlpy's defaults,
+which are the papers' (256-256 ReLU encoders, batch 256, Adam 3e-4, α = 2.5; IQL
+τ = 0.7, β = 3, max weight 100), with the preprocessing of the authors' code: TD3+BC
+z-scores observations (`StandardObservationScaler`), IQL scales rewards by 1000 / return
+range (`ReturnBasedRewardScaler(multiplier=1000)`) and decays the actor's step size by a
+cosine over the run (`CosineAnnealingLRFactory`). One difference remains: d3rlpy keeps
+the last transition of a timed-out trajectory (bootstrapping from a zero observation),
+where D4RL's loader and ours drop it.
+
+--mode=speed: gradient steps/s of `fit` for --steps steps after a 100-step warm-up fit
+(dataset building and scaler fitting excluded); writes {"steps_per_second": ...}.
+--mode=train: trains --steps steps and writes the deterministic actor's weights (linear
+layers in order, as W [in, out] and b [out]) and the observation scaler's mean and std.
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def mdp_dataset(path: str):
+  """Our <path>.npz -> d3rlpy MDPDataset of the valid steps, trajectory after trajectory."""
+  import d3rlpy  # pylint: disable=import-outside-toplevel
+  with np.load(path + ".npz") as f:
+    a = {k: f[k] for k in f.files}
+  done = a["terminated"] | a["truncated"]
+  valid = (np.cumsum(done, axis=1) - done) == 0
+  return d3rlpy.dataset.MDPDataset(
+      observations=a["obs"][valid].astype(np.float32), actions=a["action"][valid].astype(np.float32),
+      rewards=a["reward"][valid].astype(np.float32),
+      terminals=a["terminated"][valid].astype(np.float32),
+      timeouts=a["truncated"][valid].astype(np.float32),
+      action_space=d3rlpy.ActionSpace.CONTINUOUS)
+
+
+def make_algo(name: str, steps: int, seed: int):
+  """d3rlpy's TD3+BC or IQL with the authors' preprocessing, on CPU."""
+  import d3rlpy  # pylint: disable=import-outside-toplevel
+  import torch  # pylint: disable=import-outside-toplevel
+  d3rlpy.seed(seed)
+  torch.set_num_threads(torch.get_num_threads())
+  if name == "td3_bc":
+    config = d3rlpy.algos.TD3PlusBCConfig(
+        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler())
+  elif name == "iql":
+    config = d3rlpy.algos.IQLConfig(
+        reward_scaler=d3rlpy.preprocessing.ReturnBasedRewardScaler(multiplier=1000.0),
+        actor_optim_factory=d3rlpy.optimizers.AdamFactory(
+            lr_scheduler_factory=d3rlpy.optimizers.CosineAnnealingLRFactory(T_max=steps)))
+  else:
+    raise SystemExit(f"error: unknown --algo {name!r} (td3_bc, iql)")
+  return config.create(device="cpu:0")
+
+
+def fit(algo, dataset, steps: int) -> None:
+  import d3rlpy  # pylint: disable=import-outside-toplevel
+  algo.fit(dataset, n_steps=steps, n_steps_per_epoch=steps, show_progress=False,
+           logger_adapter=d3rlpy.logging.NoopAdapterFactory(), save_interval=10 ** 9)
+
+
+def actor_layers(algo) -> list:
+  """The deterministic actor's linear layers in order (TD3+BC: policy; IQL: the Normal
+  policy's encoder and mean head)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  policy = algo.impl.policy
+  return [m for m in policy.modules() if isinstance(m, torch.nn.Linear)
+          and m.out_features != 0 and "logstd" not in str(m)]
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--mode", choices=("speed", "train"), required=True)
+  p.add_argument("--algo", choices=("td3_bc", "iql"), required=True)
+  p.add_argument("--dataset", required=True)
+  p.add_argument("--steps", type=int, default=2000)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", required=True)
+  args = p.parse_args()
+  dataset = mdp_dataset(args.dataset)
+  algo = make_algo(args.algo, args.steps, args.seed)
+  if args.mode == "speed":
+    fit(algo, dataset, 100)                      # builds, fits scalers, warms up
+    start = time.perf_counter()
+    fit(algo, dataset, args.steps)
+    seconds = time.perf_counter() - start
+    with open(args.out, "w") as f:
+      json.dump({"steps_per_second": args.steps / seconds, "seconds": seconds}, f)
+    return
+  fit(algo, dataset, args.steps)
+  out = {}
+  for i, layer in enumerate(actor_layers(algo)):
+    out[f"W{i}"] = layer.weight.detach().numpy().T
+    out[f"b{i}"] = layer.bias.detach().numpy()
+  scaler = algo.config.observation_scaler
+  if scaler is not None and getattr(scaler, "mean", None) is not None:
+    out["obs_mean"], out["obs_std"] = np.asarray(scaler.mean), np.asarray(scaler.std)
+  np.savez(args.out, **out)
+
+
+if __name__ == "__main__":
+  main()
