@@ -20,6 +20,10 @@ Each level is `--num_trajectories` full episodes (medium-expert twice that), sav
 <workdir>/<level>.{npz,json}; the metadata holds the level, the behaviour policy, the
 discount and the reference returns (random and expert mean undiscounted returns), from
 which offline runs report D4RL's normalised score 100·(R − R_random)/(R_expert − R_random).
+The summary also gives each level's trajectory quality (TQ) and state-action coverage
+(SACo, relative to medium-replay; evaluation/dataset_measures.py) and its size per 1M
+transitions on disk (compressed .npz) and in memory (padding after early terminations
+included).
 Levels already saved are kept (re-running resumes). The summary (returns per level,
 sizes on disk and in memory) is printed and written to <workdir>/datasets.json.
 """
@@ -64,6 +68,7 @@ def main(argv):
 
   import envs
   from evaluation import data as data_lib
+  from evaluation import dataset_measures
   from experiments import runner
   from experiments.checkpoints import CheckpointError
 
@@ -148,7 +153,13 @@ def main(argv):
         "trajectories": d.num_trajectories, "transitions": int(valid.sum()),
         "mean_return": ret, "normalized_score": 100 * (ret - r_random) / (r_expert - r_random),
         "bytes_on_disk": os.path.getsize(path + ".npz") + os.path.getsize(path + ".json"),
-        "bytes_in_memory": int(sum(np.asarray(getattr(d, k)).nbytes for k in data_lib.ARRAYS))}
+        "bytes_in_memory": int(sum(np.asarray(getattr(d, k)).nbytes for k in data_lib.ARRAYS)),
+        "tq": dataset_measures.trajectory_quality(d, r_random, r_expert),
+        "saco": dataset_measures.saco(d, data["medium-replay"])}
+    row = out["levels"][level]
+    for what in ("bytes_on_disk", "bytes_in_memory"):   # at D4RL's 1M transitions
+      row[what.replace("bytes", "megabytes_per_1M_transitions")] = (
+          row[what] / max(row["transitions"], 1) * 1e6 / 2 ** 20)
   with open(os.path.join(FLAGS.workdir, "datasets.json"), "w") as f:
     json.dump(out, f, indent=2)
   print(json.dumps(out, indent=2))
