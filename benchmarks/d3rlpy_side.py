@@ -22,7 +22,8 @@ where D4RL's loader and ours drop it.
 --mode=speed: gradient steps/s of `fit` for --steps steps after a 100-step warm-up fit
 (dataset building and scaler fitting excluded); writes {"steps_per_second": ...}.
 --mode=train: trains --steps steps and writes the deterministic actor's weights (linear
-layers in order, as W [in, out] and b [out]) and the observation scaler's mean and std.
+layers in order, as W [in, out] and b [out]; action = tanh of the last layer's output,
+ReLU between) and the observation scaler's mean and std + eps (obs_mean, obs_scale).
 """
 
 import argparse
@@ -73,12 +74,11 @@ def fit(algo, dataset, steps: int) -> None:
 
 
 def actor_layers(algo) -> list:
-  """The deterministic actor's linear layers in order (TD3+BC: policy; IQL: the Normal
-  policy's encoder and mean head)."""
+  """The deterministic actor's linear layers in order: the encoder's, then the action head
+  (TD3+BC: DeterministicPolicy._fc; IQL: NormalPolicy._mu, whose std is a parameter, not a
+  layer); the action is tanh of the head's output."""
   import torch  # pylint: disable=import-outside-toplevel
-  policy = algo.impl.policy
-  return [m for m in policy.modules() if isinstance(m, torch.nn.Linear)
-          and m.out_features != 0 and "logstd" not in str(m)]
+  return [m for m in algo.impl.policy.modules() if isinstance(m, torch.nn.Linear)]
 
 
 def main():
@@ -105,9 +105,24 @@ def main():
   for i, layer in enumerate(actor_layers(algo)):
     out[f"W{i}"] = layer.weight.detach().numpy().T
     out[f"b{i}"] = layer.bias.detach().numpy()
-  scaler = algo.config.observation_scaler
+  scaler = algo.observation_scaler
   if scaler is not None and getattr(scaler, "mean", None) is not None:
-    out["obs_mean"], out["obs_std"] = np.asarray(scaler.mean), np.asarray(scaler.std)
+    # StandardObservationScaler.transform: (x − mean) / (std + eps)
+    out["obs_mean"] = np.asarray(scaler.mean, np.float32)
+    out["obs_scale"] = np.asarray(scaler.std, np.float32) + np.float32(scaler.eps)
+  # self-check: the exported layers reproduce d3rlpy's own deterministic actions
+  obs = dataset.episodes[0].observations[:32].astype(np.float32)
+  if "obs_mean" in out:
+    x = (obs - out["obs_mean"]) / out["obs_scale"]
+  else:
+    x = obs
+  n = len([k for k in out if k.startswith("W")])
+  for i in range(n):
+    x = x @ out[f"W{i}"] + out[f"b{i}"]
+    x = np.maximum(x, 0) if i < n - 1 else np.tanh(x)
+  gap = float(np.abs(x - algo.predict(obs)).max())
+  if gap > 1e-4:
+    raise SystemExit(f"error: exported actor differs from d3rlpy's by {gap}")
   np.savez(args.out, **out)
 
 

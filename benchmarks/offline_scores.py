@@ -13,12 +13,18 @@ bootstrap CI, and the datasets' TQ and SACo (evaluation/dataset_measures.py; SAC
 reference is the env's medium-replay level), transitions and size on disk. Prints
 markdown tables and writes <runs>/offline_scores.json. `--report_only` reads finished
 runs and trains nothing; missing runs are named and skipped.
+
+With --d3rlpy_python, d3rlpy 2.8.1's TD3+BC and IQL (benchmarks/d3rlpy_side.py, in its
+own virtualenv) also train `--grad_steps` steps per seed on --d3rlpy_levels; their
+actors are exported and evaluated here on the same env (--eval_episodes episodes per
+seed), reported as extra columns d3rlpy_td3_bc, d3rlpy_iql.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import numpy as np
 from absl import app, flags, logging
@@ -40,6 +46,10 @@ flags.DEFINE_integer("num_evals", 10, "Evaluations per run.")
 flags.DEFINE_integer("eval_episodes", 10, "Episodes per evaluation.")
 flags.DEFINE_multi_string("override", [], "Agent config override for every run, key=value.")
 flags.DEFINE_bool("report_only", False, "Only summarise finished runs.")
+flags.DEFINE_string("d3rlpy_python", None, "Python of a virtualenv with d3rlpy 2.8.1: also "
+                    "train its TD3+BC and IQL (benchmarks/d3rlpy_side.py) on --d3rlpy_levels.")
+flags.DEFINE_list("d3rlpy_agents", ["td3_bc", "iql"], "d3rlpy's algorithms compared.")
+flags.DEFINE_list("d3rlpy_levels", ["medium", "medium-replay"], "Levels d3rlpy runs on.")
 
 
 def dataset_row(env: str, directory: str, level: str) -> dict:
@@ -57,6 +67,55 @@ def dataset_row(env: str, directory: str, level: str) -> dict:
 
 def run_dir(env: str, level: str, agent: str) -> str:
   return os.path.join(FLAGS.runs, env.replace("/", "_"), level, agent)
+
+
+def d3rlpy_scores(env_name: str, directory: str, level: str, algo: str):
+  """Normalised final scores [seeds] of d3rlpy's `algo` trained on the level (one
+  d3rlpy_side.py process per seed, kept as <run>/seed_K.npz so that a re-run resumes),
+  each actor evaluated here on --eval_episodes episodes; None if a seed is missing under
+  --report_only."""
+  # pylint: disable=import-outside-toplevel
+  import jax
+  import jax.numpy as jnp
+  import envs
+  side = os.path.join(os.path.dirname(os.path.abspath(__file__)), "d3rlpy_side.py")
+  dataset = os.path.abspath(os.path.join(directory, level))
+  refs = data_lib.load(dataset).metadata["reference_returns"]
+  spec = runner.RunSpec(agent="td3_bc", env=env_name, num_seeds=1, total_steps=1,
+                        overrides=(f"dataset={dataset}",))
+  _, env, _ = runner.build(spec)                      # the env exactly as our runs make it
+  out_dir = run_dir(env_name, level, "d3rlpy_" + algo)
+  os.makedirs(out_dir, exist_ok=True)
+  scores = []
+  for seed in range(FLAGS.num_seeds):
+    path = os.path.join(out_dir, f"seed_{seed}.npz")
+    if not os.path.exists(path):
+      if FLAGS.report_only:
+        return None
+      print(f"d3rlpy {algo} {env_name} {level} seed {seed}", flush=True)
+      done = subprocess.run([FLAGS.d3rlpy_python, side, "--mode=train", f"--algo={algo}",
+                             f"--dataset={dataset}", f"--steps={FLAGS.grad_steps}",
+                             f"--seed={seed}", f"--out={path}.tmp.npz"],
+                            capture_output=True, text=True, check=False)
+      if done.returncode:
+        raise SystemExit(f"error: d3rlpy_side.py failed:\n{done.stderr[-3000:]}")
+      os.replace(path + ".tmp.npz", path)
+    with np.load(path) as f:
+      w = {k: jnp.asarray(f[k]) for k in f.files}
+    n = len([k for k in w if k.startswith("W")])
+
+    def policy(obs, key, w=w, n=n):
+      del key
+      x = (obs - w["obs_mean"]) / w["obs_scale"] if "obs_mean" in w else obs
+      for i in range(n):
+        x = x @ w[f"W{i}"] + w[f"b{i}"]
+        x = jax.nn.relu(x) if i < n - 1 else jnp.tanh(x)
+      return x
+
+    ret = float(jnp.mean(jax.jit(lambda k, p=policy: envs.episode_returns(
+        env, p, k, FLAGS.eval_episodes))(jax.random.PRNGKey(1000 + seed))))
+    scores.append(100.0 * (ret - refs["random"]) / (refs["expert"] - refs["random"]))
+  return np.asarray(scores)
 
 
 def main(argv):
@@ -96,16 +155,27 @@ def main(argv):
         point, lo, hi = (x[0] for x in iqm_ci(scores[:, None]))
         results.append({"env": env, "level": level, "agent": agent, "scores": scores.tolist(),
                         "iqm": point, "ci": [lo, hi]})
+      if FLAGS.d3rlpy_python and level in FLAGS.d3rlpy_levels:
+        for algo in FLAGS.d3rlpy_agents:
+          scores = d3rlpy_scores(env, directory, level, algo)
+          if scores is None:
+            print(f"missing d3rlpy {algo} run on {env} {level}: skipped")
+            continue
+          point, lo, hi = (x[0] for x in iqm_ci(scores[:, None]))
+          results.append({"env": env, "level": level, "agent": "d3rlpy_" + algo,
+                          "scores": scores.tolist(), "iqm": point, "ci": [lo, hi]})
+  columns = FLAGS.agents + (["d3rlpy_" + a for a in FLAGS.d3rlpy_agents]
+                            if FLAGS.d3rlpy_python else [])
   print("\n| env | level | transitions | MB on disk | TQ | SACo |\n|---|---|---|---|---|---|")
   for m in measures:
     print(f"| {m['env']} | {m['level']} | {m['transitions']:,} | {m['megabytes']:.1f} | "
           f"{m['tq']:.2f} | {m['saco']:.2f} |")
-  print("\n| env | level | " + " | ".join(FLAGS.agents) + " |")
-  print("|---|---|" + "---|" * len(FLAGS.agents))
+  print("\n| env | level | " + " | ".join(columns) + " |")
+  print("|---|---|" + "---|" * len(columns))
   for env, _ in pairs:
     for level in FLAGS.levels:
       cells = []
-      for agent in FLAGS.agents:
+      for agent in columns:
         r = [x for x in results if (x["env"], x["level"], x["agent"]) == (env, level, agent)]
         cells.append(f"{r[0]['iqm']:.1f} [{r[0]['ci'][0]:.1f}, {r[0]['ci'][1]:.1f}]" if r else "—")
       print(f"| {env} | {level} | " + " | ".join(cells) + " |")
