@@ -99,22 +99,40 @@ def test_sharded_mjx_run_resumes(tmp_path):
   assert summary["devices"] == 2 and summary["finished"] and summary["resumed_from_chunk"] == 2
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--agent=dqn"], "unknown agent 'dqn'; known agents: ailboost, ailboost_dacdisc, dac, "
-                      "dac_ailboost, iql, mdpo, mdpo_off, ppo, props, sac, td3, td3_bc"),
-    (["--env=brax/nope"], "unknown env 'brax/nope'; known envs: brax/ant"),
-    (["--total_steps=0"], "--total_steps must be positive"),
-    (["--num_seeds=-1"], "--num_seeds must be positive"),
-    (["--override=learning_rat=1"], "unknown key 'learning_rat'"),
-    (["--agent=dac"], "DAC needs expert demonstrations: --demos=PATH"),
-    (["--agent=ailboost", "--demos=/nonexistent/demos"], "no logged data at /nonexistent/demos.npz"),
-])
-def test_bad_flags_exit_with_one_clear_line(args, message, tmp_path):
-  out = _binary(*args, f"--workdir={tmp_path}")
-  assert out.returncode != 0
-  last = out.stderr.strip().splitlines()[-1]
-  assert last.startswith("error: ") and message in last, out.stderr[-2000:]
+BAD_RUNS = [
+    (dict(agent="dqn"), "unknown agent 'dqn'; known agents: a2pr, ailboost, ailboost_dacdisc, "
+                        "dac, dac_ailboost, iql, mdpo, mdpo_off, ppo, prdc, props, sac, td3, td3_bc"),
+    (dict(env="brax/nope"), "unknown env 'brax/nope'; known envs: brax/ant"),
+    (dict(total_steps=0), "--total_steps must be positive"),
+    (dict(num_seeds=-1), "--num_seeds must be positive"),
+    (dict(overrides=("learning_rat=1",)), "unknown key 'learning_rat'"),
+    (dict(agent="dac"), "DAC needs expert demonstrations: --demos=PATH"),
+    (dict(agent="ailboost", overrides=("demos=/nonexistent/demos",)),
+     "no logged data at /nonexistent/demos.npz"),
+]
+
+
+@pytest.mark.parametrize("fields,message", BAD_RUNS)
+def test_bad_settings_raise_one_clear_error(fields, message, tmp_path):
+  # In-process: the errors the binary prints as its last line (checked below).
+  spec = runner.RunSpec(**{"agent": "ppo", "env": "brax/inverted_pendulum", "num_seeds": 1,
+                           "total_steps": 10, **fields})
+  with pytest.raises(ValueError) as error:
+    runner.train(spec, str(tmp_path), progress=False)
+  assert message in str(error.value).splitlines()[0]
   assert not os.path.exists(tmp_path / "config.json")
+
+
+def test_bad_flags_exit_with_one_clear_line(tmp_path):
+  for args, message in (
+      (["--agent=dqn"], BAD_RUNS[0][1]),
+      (["--agent=ailboost", "--demos=/nonexistent/demos"], BAD_RUNS[-1][1])):
+    out = _binary(*args, f"--workdir={tmp_path}")
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last == f"error: {message}" or (last.startswith("error: ") and message in last), \
+        out.stderr[-2000:]
+    assert not os.path.exists(tmp_path / "config.json")
 
 
 def test_missing_workdir():
