@@ -37,7 +37,9 @@ from experiments import runner
 FLAGS = flags.FLAGS
 flags.DEFINE_list("datasets", [], "env:directory pairs of make_dataset outputs.")
 flags.DEFINE_string("runs", "runs/offline", "Directory of the training runs.")
-flags.DEFINE_list("agents", ["td3_bc", "iql", "prdc", "a2pr"], "Offline agents.")
+flags.DEFINE_list("agents", ["td3_bc", "iql", "prdc", "a2pr"],
+                  "Offline agents; NAME+rw: the agent with trajectory weighting "
+                  "(sampler=return_weighted).")
 flags.DEFINE_list("levels", ["random", "medium", "medium-replay", "medium-expert", "expert"],
                   "Dataset levels.")
 flags.DEFINE_integer("num_seeds", 5, "Seeds per run (vmapped).")
@@ -141,11 +143,15 @@ def main(argv):
           with open(summary_path) as f:
             summary = json.load(f)
         else:
+          base, _, variant = agent.partition("+")
+          if variant not in ("", "rw"):
+            raise SystemExit(f"error: unknown variant {agent!r} (NAME or NAME+rw)")
+          extra = ("sampler=return_weighted",) if variant == "rw" else ()
           spec = runner.RunSpec(
-              agent=agent, env=env, num_seeds=FLAGS.num_seeds, total_steps=FLAGS.grad_steps,
+              agent=base, env=env, num_seeds=FLAGS.num_seeds, total_steps=FLAGS.grad_steps,
               num_evals=FLAGS.num_evals, eval_episodes=FLAGS.eval_episodes,
               overrides=(f"dataset={os.path.abspath(os.path.join(directory, level))}",
-                         *FLAGS.override))
+                         *extra, *FLAGS.override))
           print(f"{env} {level} {agent} -> {workdir}", flush=True)
           summary = runner.train(spec, workdir, progress=True)
         if not summary.get("finished"):
