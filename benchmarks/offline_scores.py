@@ -46,7 +46,9 @@ flags.DEFINE_integer("num_seeds", 5, "Seeds per run (vmapped).")
 flags.DEFINE_integer("grad_steps", 100_000, "Gradient steps per seed.")
 flags.DEFINE_integer("num_evals", 10, "Evaluations per run.")
 flags.DEFINE_integer("eval_episodes", 10, "Episodes per evaluation.")
-flags.DEFINE_multi_string("override", [], "Agent config override for every run, key=value.")
+flags.DEFINE_multi_string("override", [], "Agent config override, key=value for every run, "
+                          "AGENT:key=value for one agent's (e.g. prdc:alpha=40, the PRDC "
+                          "README's HalfCheetah setting).")
 flags.DEFINE_bool("report_only", False, "Only summarise finished runs.")
 flags.DEFINE_string("d3rlpy_python", None, "Python of a virtualenv with d3rlpy 2.8.1: also "
                     "train its TD3+BC and IQL (benchmarks/d3rlpy_side.py) on --d3rlpy_levels.")
@@ -65,6 +67,18 @@ def dataset_row(env: str, directory: str, level: str) -> dict:
           "megabytes": os.path.getsize(path + ".npz") / 2 ** 20,
           "tq": dataset_measures.trajectory_quality(data, refs["random"], refs["expert"]),
           "saco": dataset_measures.saco(data, reference)}
+
+
+def overrides_for(agent: str) -> list[str]:
+  """--override entries that apply to `agent`: key=value, or AGENT:key=value for it."""
+  out = []
+  for o in FLAGS.override:
+    who, sep, rest = o.partition(":")
+    if not sep or "=" in who:
+      out.append(o)
+    elif who == agent:
+      out.append(rest)
+  return out
 
 
 def run_dir(env: str, level: str, agent: str) -> str:
@@ -151,7 +165,7 @@ def main(argv):
               agent=base, env=env, num_seeds=FLAGS.num_seeds, total_steps=FLAGS.grad_steps,
               num_evals=FLAGS.num_evals, eval_episodes=FLAGS.eval_episodes,
               overrides=(f"dataset={os.path.abspath(os.path.join(directory, level))}",
-                         *extra, *FLAGS.override))
+                         *extra, *overrides_for(base)))
           print(f"{env} {level} {agent} -> {workdir}", flush=True)
           summary = runner.train(spec, workdir, progress=True)
         if not summary.get("finished"):
