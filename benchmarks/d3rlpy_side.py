@@ -15,9 +15,13 @@ which are the papers' (256-256 ReLU encoders, batch 256, Adam 3e-4, α = 2.5; IQ
 τ = 0.7, β = 3, max weight 100), with the preprocessing of the authors' code: TD3+BC
 z-scores observations (`StandardObservationScaler`), IQL scales rewards by 1000 / return
 range (`ReturnBasedRewardScaler(multiplier=1000)`) and decays the actor's step size by a
-cosine over the run (`CosineAnnealingLRFactory`). One difference remains: d3rlpy keeps
-the last transition of a timed-out trajectory (bootstrapping from a zero observation),
-where D4RL's loader and ours drop it.
+cosine over the run (`CosineAnnealingLRFactory`). Like D4RL's loader and ours, d3rlpy
+drops the last step of a timed-out trajectory (it has no next observation). What
+differs: d3rlpy's IQL takes one combined Q and V step (Q bootstrapping from the old V)
+before the actor, where the authors' code and ours step V, the actor, then Q; its
+log-std is a sigmoid-squashed parameter starting at −1.5 (theirs and ours: clipped,
+starting at 0); and our IQL's return range counts the reward of a truncated last step,
+which d3rlpy's leaves out. The evaluated action is tanh(μ) on both sides.
 
 --mode=speed: gradient steps/s of `fit` for --steps steps after a 100-step warm-up fit
 (dataset building and scaler fitting excluded); writes {"steps_per_second": ...}.
@@ -48,12 +52,10 @@ def mdp_dataset(path: str):
       action_space=d3rlpy.ActionSpace.CONTINUOUS)
 
 
-def make_algo(name: str, steps: int, seed: int):
-  """d3rlpy's TD3+BC or IQL with the authors' preprocessing, on CPU."""
+def make_algo(name: str, steps: int, seed: int, device: str):
+  """d3rlpy's TD3+BC or IQL with the authors' preprocessing, on `device` (cpu:0, cuda:0)."""
   import d3rlpy  # pylint: disable=import-outside-toplevel
-  import torch  # pylint: disable=import-outside-toplevel
   d3rlpy.seed(seed)
-  torch.set_num_threads(torch.get_num_threads())
   if name == "td3_bc":
     config = d3rlpy.algos.TD3PlusBCConfig(
         observation_scaler=d3rlpy.preprocessing.StandardObservationScaler())
@@ -64,7 +66,7 @@ def make_algo(name: str, steps: int, seed: int):
             lr_scheduler_factory=d3rlpy.optimizers.CosineAnnealingLRFactory(T_max=steps)))
   else:
     raise SystemExit(f"error: unknown --algo {name!r} (td3_bc, iql)")
-  return config.create(device="cpu:0")
+  return config.create(device=device)
 
 
 def fit(algo, dataset, steps: int) -> None:
@@ -89,9 +91,10 @@ def main():
   p.add_argument("--steps", type=int, default=2000)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", required=True)
+  p.add_argument("--device", default="cpu:0", help="torch device: cpu:0 or cuda:0")
   args = p.parse_args()
   dataset = mdp_dataset(args.dataset)
-  algo = make_algo(args.algo, args.steps, args.seed)
+  algo = make_algo(args.algo, args.steps, args.seed, args.device)
   if args.mode == "speed":
     fit(algo, dataset, 100)                      # builds, fits scalers, warms up
     start = time.perf_counter()

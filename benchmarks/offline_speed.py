@@ -102,8 +102,10 @@ def d3rlpy_steps_per_second(agent: str, path: str) -> float:
   side = os.path.join(os.path.dirname(os.path.abspath(__file__)), "d3rlpy_side.py")
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "speed.json")
+    device = "cuda:0" if jax.default_backend() == "gpu" else "cpu:0"   # the device ours uses
     done = subprocess.run([FLAGS.d3rlpy_python, side, "--mode=speed", f"--algo={agent}",
-                           f"--dataset={path}", f"--steps={FLAGS.steps}", f"--out={out}"],
+                           f"--dataset={path}", f"--steps={FLAGS.steps}", f"--out={out}",
+                           f"--device={device}"],
                           capture_output=True, text=True, check=False)
     if done.returncode:
       raise SystemExit(f"error: d3rlpy_side.py failed ({done.returncode}):\n{done.stderr[-3000:]}")

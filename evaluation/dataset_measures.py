@@ -10,7 +10,8 @@ Reinforcement Learning"): trajectory quality (TQ) and state-action coverage (SAC
   as the authors' D4RL notebook (d4rl_results/evaluate.ipynb) does: each dimension of
   [s, a] by `np.digitize` against `bins` = 5 equally spaced edges between the reference
   dataset's min and max of that dimension (values below the min land in cell 0, at or
-  above the max in cell `bins`), over the first 100,000 transitions of each dataset.
+  above the max in cell `bins`), over at most 100,000 transitions of each dataset (theirs:
+  the first 100,000 of D4RL's files; ours: a seeded uniform subset, see `state_actions`).
 """
 
 from __future__ import annotations
@@ -38,12 +39,18 @@ def trajectory_quality(data: LoggedData, random_return: float, expert_return: fl
   return float((episode_returns(data).mean() - random_return) / (expert_return - random_return))
 
 
-def state_actions(data: LoggedData, max_transitions: int = MAX_TRANSITIONS) -> np.ndarray:
-  """[min(M, max_transitions), d + a] the [s, a] of the valid steps, trajectory after
-  trajectory (the dataset's storage order), first `max_transitions` of them."""
+def state_actions(data: LoggedData, max_transitions: int = MAX_TRANSITIONS,
+                  seed: int = 0) -> np.ndarray:
+  """[min(M, max_transitions), d + a] the [s, a] of the valid steps: all of them, or a
+  uniformly random subset of `max_transitions` (seeded, in storage order) when there are
+  more. The authors take D4RL's first 100,000; our medium-expert stores medium before
+  expert, so a prefix would see one half only."""
   mask = np.asarray(valid_mask(data.terminated, data.truncated))
   pairs = np.concatenate([np.asarray(data.obs), np.asarray(data.action)], -1)[mask]
-  return pairs[:max_transitions]
+  if len(pairs) > max_transitions:
+    keep = np.random.default_rng(seed).choice(len(pairs), max_transitions, replace=False)
+    pairs = pairs[np.sort(keep)]
+  return pairs
 
 
 def coverage_limits(reference: LoggedData,

@@ -139,14 +139,18 @@ def main(argv):
   out = {"env": FLAGS.env, "expert_workdir": expert_dir, "expert_seed": best,
          "reference_returns": {"random": r_random, "expert": r_expert},
          "medium_checkpoint": medium, "levels": {}}
+  saved = {}
   for level in LEVELS:
     path = os.path.join(FLAGS.workdir, level)
-    d = data_lib.with_metadata(
-        data[level], env=FLAGS.env, level=level, behavior_policy=behaviour[level],
-        discount=FLAGS.discount, seed=FLAGS.seed,
-        reference_returns={"random": r_random, "expert": r_expert})
     if not (os.path.exists(path + ".npz") and os.path.exists(path + ".json")):
-      data_lib.save(d, path)
+      data_lib.save(data_lib.with_metadata(
+          data[level], env=FLAGS.env, level=level, behavior_policy=behaviour[level],
+          discount=FLAGS.discount, seed=FLAGS.seed,
+          reference_returns={"random": r_random, "expert": r_expert}), path)
+    saved[level] = data_lib.load(path)   # the figures describe the files as kept
+  for level in LEVELS:
+    path = os.path.join(FLAGS.workdir, level)
+    d = saved[level]
     valid = np.asarray(data_lib.valid_mask(d.terminated, d.truncated))
     ret = mean_return(d)
     out["levels"][level] = {
@@ -155,10 +159,10 @@ def main(argv):
         "bytes_on_disk": os.path.getsize(path + ".npz") + os.path.getsize(path + ".json"),
         "bytes_in_memory": int(sum(np.asarray(getattr(d, k)).nbytes for k in data_lib.ARRAYS)),
         "tq": dataset_measures.trajectory_quality(d, r_random, r_expert),
-        "saco": dataset_measures.saco(d, data["medium-replay"])}
+        "saco": dataset_measures.saco(d, saved["medium-replay"])}
     row = out["levels"][level]
-    for what in ("bytes_on_disk", "bytes_in_memory"):   # at D4RL's 1M transitions
-      row[what.replace("bytes", "megabytes_per_1M_transitions")] = (
+    for what in ("bytes_on_disk", "bytes_in_memory"):   # MiB at D4RL's 1M transitions
+      row[what.replace("bytes", "mib_per_1M_transitions")] = (
           row[what] / max(row["transitions"], 1) * 1e6 / 2 ** 20)
   with open(os.path.join(FLAGS.workdir, "datasets.json"), "w") as f:
     json.dump(out, f, indent=2)

@@ -99,10 +99,12 @@ def transitions(data: dict) -> dict:
 
 def return_weighted_logits(tr: dict, temperature: float) -> np.ndarray:
   """Trajectory weighting's (RW) log-weights up to a constant, [N]: Ĝ_i / α of each
-  trajectory i (`transitions` output; equal returns: uniform)."""
+  trajectory i (`transitions` output; min and max over the trajectories that have a
+  usable transition; equal returns: uniform)."""
   g = np.asarray(tr["returns"], np.float64)
-  spread = g.max() - g.min()
-  g_hat = (g - g.min()) / spread if spread > 0 else np.zeros_like(g)
+  used = g[np.unique(tr["trajectory"])]   # trajectories with a usable transition
+  spread = used.max() - used.min()
+  g_hat = (g - used.min()) / spread if spread > 0 else np.zeros_like(g)
   return g_hat / temperature
 
 

@@ -145,6 +145,9 @@ def test_return_weighting_by_hand():
   p_first = s["cdf"][0] / 3
   p_second = (1 - s["cdf"][0]) / 3
   assert p_second / p_first == pytest.approx(np.exp(10.0))
+  # a trajectory without a usable transition (return 100) does not stretch the range
+  unused = dict(tr, returns=np.array([6.0, 22.0, 100.0]))
+  np.testing.assert_allclose(offline.return_weighted_logits(unused, 0.1), [0, 10, 58.75])
   equal = dict(tr, returns=np.array([5.0, 5.0]))
   np.testing.assert_allclose(offline.return_weighted_logits(equal, 0.1), 0.0)
   with pytest.raises(ValueError, match="sampler"):
@@ -273,3 +276,39 @@ def test_a2pr_actor_loss_by_hand():
   assert 0 < m.sum() < 0.4 * 3 and 0 < (a_recon >= a_data).sum() < 3   # both branches used
   expected = -lam * q1(pi).mean() + np.mean(m[:, None] * (pi - target) ** 2)
   assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_prdc_index_holds_scaled_normalised_states():
+  from algorithms import prdc  # pylint: disable=import-outside-toplevel
+  tr = {"obs": np.array([[1.0, 2.0], [3.0, 6.0]], np.float32),
+        "action": np.array([[0.5], [-0.5]], np.float32)}
+  stats = offline.Normalizer(jnp.array([2.0, 4.0]), jnp.array([1.0, 2.0]))
+  ctx = prdc.search_index(tr, stats, 2.0, chunk=4)
+  # rows: [2 (s − mean) / scale, a] = [2·(−1, −1), 0.5], [2·(1, 1), −0.5] (one chunk)
+  np.testing.assert_allclose(ctx["chunks"], [[[-2, -2, 0.5], [2, 2, -0.5]]])
+  assert ctx["valid"].all()
+
+
+def test_delayed_actor_is_a_branch_under_vmap_and_acts_every_second_step():
+  """The offline loop's step index keeps TD3's `lax.cond` a branch when seeds are vmapped
+  (no select running the actor step on every step), and the actor still moves on
+  every second gradient step only."""
+  class Sizes:
+    observation_size, action_size = 2, 1
+  config = td3_bc.TD3BCConfig(grad_steps=2, hidden=(8,), batch_size=4,
+                              sampler="return_weighted")
+  agent = td3_bc.make_agent(config, Sizes(), _dataset())
+  update = jax.vmap(lambda s, d: agent.update(s, d), in_axes=(0, None))
+  state = jax.vmap(agent.init)(jax.random.split(jax.random.PRNGKey(0), 2))
+  assert "cond" in str(jax.make_jaxpr(update)(state, agent.data))
+  with pytest.raises(ValueError, match="divide grad_steps"):
+    td3_bc.TD3BCConfig(grad_steps=3).validate()
+  # one update = 2 critic steps and 1 actor step: Adam's actor count is 1, the critic's 2
+  new, metrics = jax.jit(update)(state, agent.data)
+  counts = [int(x[0]) for x in jax.tree.leaves(new.learner["opt"]["actor"])
+            if jnp.issubdtype(x.dtype, jnp.integer)]
+  assert counts and set(counts) == {1}
+  counts = [int(x[0]) for x in jax.tree.leaves(new.learner["opt"]["q"])
+            if jnp.issubdtype(x.dtype, jnp.integer)]
+  assert set(counts) == {2}
+  assert np.isfinite(np.asarray(metrics["actor_loss"])).all()
