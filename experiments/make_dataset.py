@@ -7,13 +7,14 @@ with an expert trained here (`--agent`, every checkpoint kept, in <workdir>/expe
 finished run there is reused, an interrupted one resumes):
 
   random         uniformly random actions in [-1, 1]
-  medium         the checkpoint whose evaluation return is nearest `--medium_fraction`
-                 (default 0.4, D4RL's "about a third to a half") of the way from the
-                 random return to the expert's, acting stochastically
+  medium         the checkpoint whose (deterministic) evaluation return is nearest
+                 `--medium_fraction` (default 0.4, D4RL's "about a third to a half") of
+                 the way from the random return to the final checkpoint's, acting
+                 stochastically
   expert         the final checkpoint of the expert run's best seed, acting stochastically
-  medium-replay  rollouts of every checkpoint from the first to the medium one, equal
-                 shares: the data of training up to medium (each trajectory logged with the
-                 log-probabilities of the checkpoint that acted)
+  medium-replay  rollouts of every checkpoint from the untrained one (0) to the medium
+                 one, equal shares: the data of training up to medium (each trajectory
+                 logged with the log-probabilities of the checkpoint that acted)
   medium-expert  medium and expert concatenated
 
 Each level is `--num_trajectories` full episodes (medium-expert twice that), saved as
@@ -118,13 +119,15 @@ def main(argv):
   if r_expert <= r_random:
     sys.exit(f"error: the expert ({r_expert:.1f}) is no better than random ({r_random:.1f}); "
              "train it longer (--expert_steps)")
-  target = r_random + FLAGS.medium_fraction * (r_expert - r_random)
+  # The checkpoints' curve holds deterministic evaluation returns: place medium on that
+  # scale (the expert's logged, stochastic return can be far lower).
+  target = r_random + FLAGS.medium_fraction * (curve[last] - r_random)
   medium = min((c for c in curve if 0 < c < last), key=lambda c: abs(curve[c] - target),
                default=None)
   if medium is None:
     sys.exit("error: the expert run has no intermediate checkpoint; use --expert_stages >= 2")
   data["medium"] = rollouts(agent.policy_params(states[medium]), FLAGS.num_trajectories, next(keys))
-  stages = [c for c in sorted(curve) if 0 < c <= medium]
+  stages = [c for c in sorted(curve) if c <= medium]   # from the untrained policy on
   shares = np.diff(np.linspace(0, FLAGS.num_trajectories, len(stages) + 1).round().astype(int))
   parts = [rollouts(agent.policy_params(states[c]), int(n), next(keys))
            for c, n in zip(stages, shares) if n > 0]
