@@ -62,17 +62,21 @@ def make_pool(policy_params: list[Any], temperatures: list[float]) -> dict:
           "temperature": jnp.asarray(temps, jnp.float32)}
 
 
-def true_values(env: Env, family: TanhGaussianFamily, pool: dict, key: jax.Array,
-                num_episodes: int, horizon: int, discount: float) -> tuple[jax.Array, jax.Array]:
-  """On-policy Monte-Carlo values of every candidate -> (mean [P], standard error [P]).
-
-  Each candidate runs `num_episodes` episodes of at most `horizon` steps; the value is
-  the mean of Σ_{t<T} γ^t r_t.
-  """
+def true_returns(env: Env, family: TanhGaussianFamily, pool: dict, key: jax.Array,
+                 num_episodes: int, horizon: int, discount: float) -> jax.Array:
+  """On-policy Monte-Carlo returns Σ_{t<T} γ^t r_t of every candidate -> [P, num_episodes]
+  (each episode at most `horizon` steps)."""
 
   def one(cand):
-    returns = episode_returns(env, lambda obs, k: family.sample(cand, obs, k), key,
-                              num_episodes, max_steps=horizon, discount=discount)
-    return returns.mean(), returns.std(ddof=1) / jnp.sqrt(num_episodes)
+    return episode_returns(env, lambda obs, k: family.sample(cand, obs, k), key,
+                           num_episodes, max_steps=horizon, discount=discount)
 
   return jax.vmap(one)(pool)
+
+
+def true_values(env: Env, family: TanhGaussianFamily, pool: dict, key: jax.Array,
+                num_episodes: int, horizon: int, discount: float) -> tuple[jax.Array, jax.Array]:
+  """On-policy Monte-Carlo values of every candidate -> (mean [P], standard error [P])
+  of `true_returns`."""
+  returns = true_returns(env, family, pool, key, num_episodes, horizon, discount)
+  return returns.mean(1), returns.std(1, ddof=1) / jnp.sqrt(num_episodes)

@@ -56,3 +56,24 @@ def estimated_vs_true(true_values, estimates: dict, behavior_value: float, path:
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def return_cdfs(thresholds, true_cdf, cdfs: dict, candidates: list, labels: list, path: str,
+                title: str) -> None:
+  """One panel per candidate: each CD estimator's CDF (first dataset) against the
+  Monte-Carlo CDF. thresholds [K], true_cdf [P, K], cdfs {estimator: [P, K]}."""
+  fig, axes = plt.subplots(1, len(candidates), figsize=(3.4 * len(candidates), 3.0), dpi=110,
+                           squeeze=False)
+  for ax, p, label in zip(axes[0], candidates, labels):
+    ax.step(thresholds, true_cdf[p], where="post", color="k", lw=2, label="Monte-Carlo")
+    for name, cdf in cdfs.items():
+      ax.step(thresholds, np.asarray(cdf)[p], where="post", lw=1, label=name)
+    ax.set_title(label, fontsize=9)
+    ax.set_xlabel("return", fontsize=8)
+    ax.set_ylabel("P(return <= x)", fontsize=8)
+    ax.grid(alpha=0.3)
+  axes[0, -1].legend(fontsize=7)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)

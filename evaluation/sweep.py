@@ -7,6 +7,8 @@
     summary = summarize(estimates, scores)                              # plain means over S
     cis = vmap(intervals)(data, inputs, ..., keys)                      # {name: {ci: [S, P, 2]}}
     by_lower = assess(lower_bounds(cis), ...)                           # selection by lower bound
+    cdfs = vmap(cumulative)(data, inputs, thresholds)                   # {name: [S, P, K]}
+    risk = risk_assessment(cdfs, thresholds, true_returns, ...)         # CVaR, quartiles, top-k
 
 All of it is pure and vmapped over datasets (S) and candidates (P); `experiments.ope_sweep`
 shards the leading dataset axis over devices.
@@ -24,8 +26,8 @@ from envs import Env
 from evaluation import metrics
 from evaluation.candidates import TanhGaussianFamily
 from evaluation.data import LoggedData, collect, discounted_returns
-from evaluation.ope import (FQEConfig, confidence_intervals, estimate_all, fqe, kernel_log_ratio,
-                             log_ratio)
+from evaluation.ope import (FQEConfig, confidence_intervals, cumulative_distributions,
+                            estimate_all, fqe, kernel_log_ratio, log_ratio, risk_functionals)
 
 
 def collect_datasets(env: Env, family: TanhGaussianFamily, behavior: dict, key: jax.Array,
@@ -118,6 +120,55 @@ def assess(estimates: dict, true_values: jax.Array, behavior_value: Any,
     return metrics.all_metrics(est, true_values, bv, ks, thr, clip_sharpe_ratio)
 
   return {name: jax.vmap(one)(est, behavior_value, threshold) for name, est in estimates.items()}
+
+
+RISK_FUNCTIONALS = ("mean", "cvar", "lower_quartile", "interquartile_range", "variance")
+
+
+def risk_thresholds(returns: np.ndarray, num: int) -> np.ndarray:
+  """`num` evenly spaced CDF thresholds [num] from the lowest to the highest of `returns`
+  (any shape: the candidates' Monte-Carlo and the logged returns together)."""
+  r = np.asarray(returns, np.float64)
+  r = r[np.isfinite(r)]
+  return np.linspace(r.min(), r.max(), num).astype(np.float32)
+
+
+def cumulative(data: LoggedData, inputs: dict, discount: float, thresholds: jax.Array) -> dict:
+  """Every CD estimator's CDF for one dataset -> {name: [P, K]} (V̂(s_0) from FQE)."""
+  return jax.vmap(lambda lr, v: cumulative_distributions(data, lr, discount, v[:, 0],
+                                                         thresholds))(
+      inputs["log_ratio"], inputs["v_s"])
+
+
+def empirical_cdf(returns: jax.Array, thresholds: jax.Array) -> jax.Array:
+  """Monte-Carlo CDF [..., K] of returns [..., E] at thresholds [K]."""
+  return jnp.mean(returns[..., :, None] <= thresholds, axis=-2)
+
+
+def risk_assessment(cdfs: dict, thresholds: jax.Array, true_returns: jax.Array,
+                    behavior_returns: jax.Array, ks: tuple[int, ...], alpha: float) -> dict:
+  """Risk functionals of estimated and Monte-Carlo CDFs, their errors, and the metrics of
+  selecting candidates by each estimated functional.
+
+  cdfs {estimator: [S, P, K]}, thresholds [K], true_returns [P, E], behavior_returns [E]
+  -> {"true": {functional: [P]}, "estimated": {estimator: {functional: [S, P]}},
+  "abs_error": {estimator: {functional: [S]}} (mean over candidates of |estimate − truth|),
+  "selection": {"ESTIMATOR/FUNCTIONAL": {metric: [S, ...]}} (top-k by the estimated
+  functional, scored against the true one; SharpeRatio@k's baseline is π_b's)}.
+  """
+  fns = lambda cdf: risk_functionals(cdf, thresholds, alpha)
+  true_cdf = empirical_cdf(true_returns, thresholds)
+  truth = jax.vmap(fns)(true_cdf)
+  behavior = fns(empirical_cdf(behavior_returns, thresholds))
+  estimated = {n: jax.vmap(jax.vmap(fns))(c) for n, c in cdfs.items()}
+  errors = {n: {f: jnp.mean(jnp.abs(v[f] - truth[f]), axis=-1) for f in RISK_FUNCTIONALS}
+            for n, v in estimated.items()}
+  selection = {}
+  for f in ("cvar", "lower_quartile"):
+    chosen = {f"{n}/{f}": v[f] for n, v in estimated.items()}
+    selection.update(assess(chosen, truth[f], behavior[f], ks, behavior[f]))
+  return {"true": truth, "true_cdf": true_cdf, "estimated": estimated, "abs_error": errors,
+          "selection": selection}
 
 
 def summarize(estimates: dict, scores: dict) -> dict:

@@ -62,6 +62,8 @@ flags.DEFINE_bool("clip_sharpe_ratio", False, "SCOPE-RL's clip of SharpeRatio@k:
 flags.DEFINE_float("alpha", 0.05, "Confidence intervals at level 1 - alpha.")
 flags.DEFINE_integer("num_bootstrap", 1000, "Bootstrap resamples per interval.")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
+flags.DEFINE_integer("cdf_points", 64, "Thresholds of the return CDFs (cumulative-distribution OPE).")
+flags.DEFINE_float("cvar_alpha", 0.1, "CVaR level: the mean of the worst cvar_alpha of returns.")
 
 
 def _fail(message):
@@ -126,7 +128,8 @@ def prepare(temps, deterministic) -> dict:
   """Steps 1-4 from the flags: candidates, true values and V(π_b), the logged datasets.
 
   Returns a dict (env, family, pool, behavior, stages, behavior_stage, policy_dir, spec,
-  num, ks, keys, true_mean, true_se, behavior_value, behavior_value_se, true_seconds,
+  num, ks, keys, true_mean, true_se, true_returns [P, E], behavior_returns [E],
+  behavior_value, behavior_value_se, true_seconds,
   datasets [S, N, T], behavior_values [S] (the logged mean returns), sharding, devices).
   Also used by benchmarks/ope_pipeline.py.
   """
@@ -196,15 +199,18 @@ def prepare(temps, deterministic) -> dict:
     print(f"{num} candidates; true values from {FLAGS.true_episodes} episodes each",
           file=sys.stderr)
     t = time.time()
-    true_fn = jax.jit(lambda p, k: candidates.true_values(
+    true_fn = jax.jit(lambda p, k: candidates.true_returns(
         env, family, p, k, FLAGS.true_episodes, FLAGS.horizon, FLAGS.discount))
-    mean, se = true_fn(pool, keys["true"])
+    returns = true_fn(pool, keys["true"])
     # V(π_b) by the same Monte-Carlo (SharpeRatio@k's baseline, the default threshold).
-    b_mean, b_se = true_fn(jax.tree.map(lambda x: x[None], behavior), keys["true"])
-    return dict(mean=mean, se=se, b_mean=b_mean, b_se=b_se, seconds=time.time() - t)
+    b_returns = true_fn(jax.tree.map(lambda x: x[None], behavior), keys["true"])
+    return dict(returns=returns, b_returns=b_returns, seconds=time.time() - t)
 
-  tv = cache.get("true_values", true_values)
-  true_mean, true_se, b_mean, b_se = tv["mean"], tv["se"], tv["b_mean"], tv["b_se"]
+  tv = cache.get("true_returns", true_values)
+  se = lambda r: r.std(1, ddof=1) / np.sqrt(r.shape[1])
+  true_returns, b_returns = np.asarray(tv["returns"]), np.asarray(tv["b_returns"])
+  true_mean, true_se = true_returns.mean(1), se(true_returns)
+  b_mean, b_se = b_returns.mean(1), se(b_returns)
   true_seconds = float(tv["seconds"])
 
   # The dataset axis is sharded over as many devices as divide it (one per core on a CPU).
@@ -224,6 +230,7 @@ def prepare(temps, deterministic) -> dict:
   return dict(env=env, family=family, pool=pool, behavior=behavior, stages=stages,
               behavior_stage=behavior_stage, policy_dir=policy_dir, spec=spec, num=num,
               ks=tuple(range(1, num + 1)), keys=keys, true_mean=true_mean, true_se=true_se,
+              true_returns=true_returns, behavior_returns=b_returns[0],
               behavior_value=float(b_mean[0]), behavior_value_se=float(b_se[0]),
               true_seconds=true_seconds, datasets=datasets,
               behavior_values=np.asarray(sweep.behavior_values(datasets, FLAGS.discount)),
@@ -294,6 +301,21 @@ def run(temps, deterministic):
 
   names = [n for n in ESTIMATORS if n in estimates]
 
+  # Cumulative-distribution OPE: every candidate's return CDF, its risk functionals, and
+  # selection by estimated CVaR / lower quartile (scored against the Monte-Carlo ones).
+  logged_returns = jax.vmap(lambda d: data_lib.discounted_returns(d, FLAGS.discount))(datasets)
+  thresholds = jnp.asarray(sweep.risk_thresholds(
+      np.concatenate([ctx["true_returns"].ravel(), ctx["behavior_returns"].ravel(),
+                      np.asarray(logged_returns).ravel()]), FLAGS.cdf_points))
+  cdfs = jax.jit(jax.vmap(lambda d, i: sweep.cumulative(d, i, FLAGS.discount, thresholds)))(
+      datasets, inputs)
+  risk = jax.device_get(sweep.risk_assessment(
+      cdfs, thresholds, jnp.asarray(ctx["true_returns"]), jnp.asarray(ctx["behavior_returns"]),
+      ks, FLAGS.cvar_alpha))
+  cdfs = jax.device_get(cdfs)
+  risk_choice = {f"{n}/{f}": risk["estimated"][n][f] for n in cdfs for f in ("cvar", "lower_quartile")}
+  by_risk = sweep.summarize(risk_choice, risk["selection"])
+
   def clean(x):
     """A tree of floats/arrays for strict JSON: NaN (undefined) -> null, ±inf -> "inf"/"-inf"."""
     if isinstance(x, dict):
@@ -343,6 +365,15 @@ def run(temps, deterministic):
       n: {"nonfinite_datasets": v["nonfinite_datasets"],
           "metrics_mean": v["metrics_mean"]}
       for n, v in by_lower.items()}
+  summary["risk"] = {
+      "cvar_alpha": FLAGS.cvar_alpha, "thresholds": np.asarray(thresholds),
+      "true": {f: np.asarray(v) for f, v in risk["true"].items()},
+      "estimators": {n: {"abs_error_mean": {f: float(np.nanmean(v)) for f, v in
+                                            risk["abs_error"][n].items()},
+                         "estimated": {f: np.asarray(v) for f, v in risk["estimated"][n].items()}}
+                     for n in cdfs},
+      "selection": {n: {"nonfinite_datasets": v["nonfinite_datasets"],
+                        "metrics_mean": v["metrics_mean"]} for n, v in by_risk.items()}}
   summary["timing"]["interval_seconds"] = interval_seconds
   summary["timing"]["wall_seconds"] = time.time() - t_start
   summary = clean(summary)
@@ -362,6 +393,12 @@ def run(temps, deterministic):
   title = f"{FLAGS.env}: {num} candidates, {FLAGS.num_datasets} datasets"
   plots.sharpe_ratio_vs_k(list(ks[1:]), {n: np.asarray(scores[n]["sharpe_ratio@k"])[:, 1:] for n in names},
                           os.path.join(FLAGS.workdir, "sharpe_ratio_at_k.png"), title)
+  shown = sorted({0, num // 2, num - 1})
+  plots.return_cdfs(np.asarray(thresholds), np.asarray(risk["true_cdf"]),
+                    {n: np.asarray(c)[0] for n, c in cdfs.items()}, shown,
+                    [f"candidate {p} (true value {float(true_mean[p]):.2f})" for p in shown],
+                    os.path.join(FLAGS.workdir, "return_cdfs.png"),
+                    f"{FLAGS.env}: return CDFs, dataset 0")
   plots.estimated_vs_true(true_mean, {n: estimates[n] for n in names}, behavior_value,
                           os.path.join(FLAGS.workdir, "estimated_vs_true.png"), title)
 
@@ -393,6 +430,17 @@ def run(temps, deterministic):
   for n in names:
     print(f"| {n} | " + " | ".join(f"{c['coverage']:.2f} ({c['mean_width']:.3g})"
                                    for _, c in sorted(coverage[n].items())) + " |")
+  print(f"\nreturn distributions (cumulative-distribution OPE, {FLAGS.cdf_points} thresholds): "
+        f"mean |error| over candidates and datasets; selection by estimated CVaR_{FLAGS.cvar_alpha}")
+  print("| estimator | mean | CVaR | lower quartile | IQR | regret@1 by CVaR | "
+        "SharpeRatio@2 by CVaR |")
+  print("|---" * 7 + "|")
+  for n in cdfs:
+    e = summary["risk"]["estimators"][n]["abs_error_mean"]
+    sel = summary["risk"]["selection"][f"{n}/cvar"]["metrics_mean"]
+    sharpe = sel["sharpe_ratio@k"][1] if len(ks) > 1 else None
+    print(f"| {n} | {fmt(e['mean'])} | {fmt(e['cvar'])} | {fmt(e['lower_quartile'])} | "
+          f"{fmt(e['interquartile_range'])} | {fmt(sel['regret@k'][0])} | {fmt(sharpe)} |")
   print(f"timing: FQE {fqe_seconds:.1f}s, intervals {interval_seconds:.1f}s, estimators {estimate_seconds * 1e3:.1f} ms "
         f"({summary['timing']['estimates_per_second']:,.0f} estimates/s), wall {summary['timing']['wall_seconds']:.0f}s")
 

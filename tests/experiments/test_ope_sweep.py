@@ -76,6 +76,30 @@ def test_summary_is_consistent(sweep_dir):
     np.testing.assert_allclose(e["metrics_mean"]["mse"], per.mean(), rtol=1e-6)   # a plain mean
 
 
+def test_return_distributions_and_selection_by_risk(sweep_dir):
+  workdir, stdout = sweep_dir
+  assert os.path.getsize(os.path.join(workdir, "return_cdfs.png")) > 0
+  assert "| cd_sntdr |" in stdout
+  with open(os.path.join(workdir, "ope_summary.json")) as f:
+    s = json.load(f)
+  risk = s["risk"]
+  m = np.array(risk["thresholds"])
+  assert m.shape == (64,) and (np.diff(m) > 0).all()
+  true = np.array([c["true_value"] for c in s["candidates"]])
+  # the Monte-Carlo CDF's mean on the grid: each return moves up to the next threshold
+  np.testing.assert_array_less(np.abs(np.array(risk["true"]["mean"]) - true), np.diff(m).max() + 1e-4)
+  cvar, q1 = np.array(risk["true"]["cvar"]), np.array(risk["true"]["lower_quartile"])
+  assert (cvar <= np.array(risk["true"]["mean"]) + 1e-5).all() and (cvar <= q1 + 1e-5).all()
+  assert set(risk["estimators"]) == {"cd_dm", "cd_tis", "cd_sntis", "cd_tdr", "cd_sntdr"}
+  for name, e in risk["estimators"].items():
+    est = np.array(e["estimated"]["cvar"])
+    assert est.shape == (2, 4) and np.isfinite(est).all(), name
+    err = np.abs(est - cvar).mean()
+    assert e["abs_error_mean"]["cvar"] == pytest.approx(err, rel=1e-4), name
+    sel = s["risk"]["selection"][f"{name}/cvar"]["metrics_mean"]
+    assert len(sel["regret@k"]) == 4 and sel["regret@k"][-1] == pytest.approx(0, abs=1e-5)
+
+
 def test_intervals_and_selection_by_lower_bound(sweep_dir):
   workdir, stdout = sweep_dir
   with open(os.path.join(workdir, "ope_summary.json")) as f:
@@ -112,7 +136,7 @@ def test_rerun_resumes_from_saved_stages(sweep_dir, tmp_path):
   env = binary.environ(XLA_FLAGS="--xla_force_host_platform_device_count=2")
   out = binary.run("experiments.ope_sweep", f"--workdir={copy}", *FLAGS, env=env)
   assert out.returncode == 0, out.stderr[-3000:]
-  for stage in ("true_values", "datasets", "fqe", "intervals"):
+  for stage in ("true_returns", "datasets", "fqe", "intervals"):
     assert f"stage {stage}: read from" in out.stderr
   assert "training the candidate source" not in out.stderr
   a = json.load(open(os.path.join(workdir, "ope_summary.json")))
