@@ -244,7 +244,7 @@ def run(temps, deterministic):
   import numpy as np
 
   from evaluation import data as data_lib, plots, sweep
-  from evaluation.ope import ESTIMATORS, FQEConfig
+  from evaluation.ope import CD_ESTIMATORS, ESTIMATORS, FQEConfig
 
   t_start = time.time()
   ctx = prepare(temps, deterministic)
@@ -435,7 +435,7 @@ def run(temps, deterministic):
   print("| estimator | mean | CVaR | lower quartile | IQR | regret@1 by CVaR | "
         "SharpeRatio@2 by CVaR |")
   print("|---" * 7 + "|")
-  for n in cdfs:
+  for n in [n for n in CD_ESTIMATORS if n in cdfs]:
     e = summary["risk"]["estimators"][n]["abs_error_mean"]
     sel = summary["risk"]["selection"][f"{n}/cvar"]["metrics_mean"]
     sharpe = sel["sharpe_ratio@k"][1] if len(ks) > 1 else None
