@@ -51,6 +51,28 @@ class TanhGaussianFamily:
     return jnp.tanh(self._dist(cand, obs)[0])
 
 
+@dataclasses.dataclass(frozen=True)
+class DeterministicFamily:
+  """Candidates acting with an agent's deterministic policy, `make_policy(params, True)`
+  (any agent of `algorithms/`: e.g. the offline agents' actors): {'params': policy params,
+  'temperature': 0}. They have no density: OPE uses the action kernel."""
+
+  make_policy: Any
+
+  def sample(self, cand, obs: jax.Array, key: jax.Array) -> jax.Array:
+    """obs [M, d] -> the policy's action [M, a] (the key is unused)."""
+    return self.make_policy(cand["params"], True)(obs, key)
+
+  def mean_action(self, cand, obs: jax.Array) -> jax.Array:
+    """The policy's action [..., a]."""
+    flat = obs.reshape(-1, obs.shape[-1])
+    out = self.make_policy(cand["params"], True)(flat, jax.random.PRNGKey(0))
+    return out.reshape(obs.shape[:-1] + out.shape[-1:])
+
+  def log_prob(self, cand, obs, action):
+    raise ValueError("deterministic candidates have no density; use the action kernel")
+
+
 def make_pool(policy_params: list[Any], temperatures: list[float]) -> dict:
   """Every (params, temperature) pair, stacked: {'params': [P, ...], 'temperature': [P]}.
 

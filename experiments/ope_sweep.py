@@ -244,6 +244,7 @@ def run(temps, deterministic):
   import numpy as np
 
   from evaluation import data as data_lib, plots, sweep
+  from experiments.strict_json import clean
   from evaluation.ope import CD_ESTIMATORS, ESTIMATORS, FQEConfig
 
   t_start = time.time()
@@ -315,17 +316,6 @@ def run(temps, deterministic):
   cdfs = jax.device_get(cdfs)
   risk_choice = {f"{n}/{f}": risk["estimated"][n][f] for n in cdfs for f in ("cvar", "lower_quartile")}
   by_risk = sweep.summarize(risk_choice, risk["selection"])
-
-  def clean(x):
-    """A tree of floats/arrays for strict JSON: NaN (undefined) -> null, ±inf -> "inf"/"-inf"."""
-    if isinstance(x, dict):
-      return {k: clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.ndim > 0):
-      return [clean(v) for v in x]
-    if isinstance(x, (float, np.floating)) or (isinstance(x, np.ndarray) and x.ndim == 0):
-      v = float(x)
-      return None if np.isnan(v) else ("inf" if v > 0 else "-inf") if np.isinf(v) else v
-    return x
 
   summary = {
       "env": FLAGS.env, "agent": spec.agent, "policy_workdir": policy_dir,

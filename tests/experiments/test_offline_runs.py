@@ -60,3 +60,37 @@ def test_bad_dataset_use_is_one_clear_error(dataset, tmp_path):
                           overrides=overrides)
     with pytest.raises(ValueError, match=message):
       runner.train(spec, str(tmp_path / "inproc"), progress=False)
+
+
+def test_ops_selects_among_offline_candidates(dataset, tmp_path):
+  """experiments.ops end to end on tiny settings: 2 seeds x 2 checkpoints of TD3+BC are
+  the candidates; every selection metric is recomputed here from the estimates and the
+  Monte-Carlo true values it reports."""
+  from evaluation import metrics  # pylint: disable=import-outside-toplevel
+  out = binary.run("experiments.ops", f"--dataset={dataset}", "--env=brax/inverted_pendulum",
+                   "--env_arg=episode_length=50", f"--workdir={tmp_path}", "--agents=td3_bc",
+                   "--agent_override=td3_bc:grad_steps=20", "--agent_override=td3_bc:hidden=(16,)",
+                   "--num_seeds=2", "--grad_steps=40", "--num_evals=2", "--true_episodes=8",
+                   "--fqe_steps_per_stage=2", "--cdf_points=16")
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "| sndr |" in out.stdout and "| cd_sntdr |" in out.stdout
+  with open(tmp_path / "ops_summary.json") as f:
+    s = json.load(f)
+  assert [(c["checkpoint"], c["seed"]) for c in s["candidates"]] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+  true = np.array([c["true_value"] for c in s["candidates"]])
+  logged = np.asarray(data_lib.discounted_returns(data_lib.load(dataset), s["discount"]))
+  assert s["behavior_value"] == pytest.approx(float(logged.mean()), rel=1e-5)
+  for name, e in s["estimators"].items():
+    est = np.array(e["estimates"], np.float32)
+    mm = e["metrics_mean"]
+    for k in (1, 2, 3):
+      assert mm["best@k"][k - 1] == pytest.approx(float(metrics.best_at_k(est, true, k)), rel=1e-5)
+      assert mm["worst@k"][k - 1] == pytest.approx(float(metrics.worst_at_k(est, true, k)), rel=1e-5)
+    want = float(metrics.sharpe_ratio_at_k(est, true, s["behavior_value"], 2))
+    got = mm["sharpe_ratio@k"][1]
+    assert (got is None and np.isnan(want)) or got == pytest.approx(want, rel=1e-4, abs=1e-5), name
+  assert set(s["risk"]["abs_error"]) == {"cd_dm", "cd_tis", "cd_sntis", "cd_tdr", "cd_sntdr"}
+  bad = binary.run("experiments.ops", f"--dataset={dataset}", "--env=brax/inverted_pendulum",
+                   f"--workdir={tmp_path / 'bad'}", "--agents=ppo")
+  assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
+      "error: --agents takes offline agents (td3_bc, iql, prdc, a2pr), got ['ppo']")

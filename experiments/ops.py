@@ -1,0 +1,175 @@
+r"""Off-policy selection of offline-trained candidates: the SharpeRatio@k workflow end to end.
+
+    python -m experiments.ops --dataset=runs/datasets/hopper/medium --env=brax/hopper \
+        --workdir=runs/ops/hopper_medium --agents=td3_bc,iql --num_seeds=4 --grad_steps=20000
+
+1. Candidates: each offline agent of `--agents` (with `--agent_override AGENT:key=value`)
+   trains on the dataset with `--num_seeds` vmapped seeds, keeping `--num_evals`
+   checkpoints (experiments.runner; an interrupted run resumes). Every seed at every
+   checkpoint from 1 on is a candidate, acting deterministically.
+2. True values: on-policy Monte-Carlo returns of every candidate (`--true_episodes`, at
+   most the dataset's horizon), and V(π_b) as the dataset's mean return.
+3. OPE on the dataset itself (the workflow's logged data): FQE, every estimator with the
+   action kernel (`--kernel`, `--bandwidth`), and the return CDFs (cumulative-
+   distribution OPE) with CVaR and quartiles.
+4. Selection: the metrics of deploying the top k by each estimator (SharpeRatio@k,
+   regret@k), and the simulated online A/B stage: the realised best, mean and worst true
+   return among the k deployed (best@k, mean@k, worst@k).
+
+Writes <workdir>/ops_summary.json and prints the tables; candidate runs live in
+<workdir>/candidates/<agent>.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("dataset", None, "Logged-data path of the offline dataset (no extension).")
+flags.DEFINE_string("env", None, "Env the dataset was logged on (evaluation only).")
+flags.DEFINE_string("workdir", None, "Output directory.")
+flags.DEFINE_list("agents", ["td3_bc", "iql"], "Offline agents that make the candidates.")
+flags.DEFINE_multi_string("agent_override", [], "AGENT:key=value config override.")
+flags.DEFINE_multi_string("env_arg", [], "Env argument, key=value (e.g. episode_length=200).")
+flags.DEFINE_integer("num_seeds", 2, "Seeds per agent (vmapped).")
+flags.DEFINE_integer("grad_steps", 20_000, "Gradient steps per seed.")
+flags.DEFINE_integer("num_evals", 4, "Checkpoints per run; each one's seeds are candidates.")
+flags.DEFINE_integer("true_episodes", 256, "On-policy episodes per candidate for its true value.")
+flags.DEFINE_float("bandwidth", 0.3, "Action kernel bandwidth (deterministic candidates).")
+flags.DEFINE_string("kernel", "gaussian", "Action kernel.")
+flags.DEFINE_integer("fqe_steps_per_stage", 50, "FQE Adam steps per backward-induction stage.")
+flags.DEFINE_integer("cdf_points", 64, "Thresholds of the return CDFs.")
+flags.DEFINE_float("cvar_alpha", 0.1, "CVaR level.")
+flags.DEFINE_integer("seed", 0, "PRNG seed.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
+  if not FLAGS.workdir or not FLAGS.dataset or not FLAGS.env:
+    sys.exit("error: --workdir, --dataset and --env are required")
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  # pylint: disable=import-outside-toplevel
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  import envs
+  from evaluation import candidates, data as data_lib, sweep
+  from evaluation.ope import CD_ESTIMATORS, ESTIMATORS, FQEConfig
+  from experiments import runner
+  from experiments.agents import OFFLINE, parse_overrides
+  from experiments.checkpoints import CheckpointError
+  from experiments.strict_json import clean
+
+  bad = [a for a in FLAGS.agents if a not in OFFLINE]
+  if bad:
+    sys.exit(f"error: --agents takes offline agents ({', '.join(OFFLINE)}), got {bad}")
+  t_start = time.time()
+  try:
+    data = data_lib.load(FLAGS.dataset)
+    env = envs.make(FLAGS.env, **parse_overrides(FLAGS.env_arg, {}, "--env_arg"))
+  except (ValueError, envs.EnvError) as e:
+    sys.exit(f"error: {e}")
+  discount = float(data.metadata.get("discount", 0.99))
+  horizon = data.horizon
+
+  # 1. candidates: every agent's seeds x checkpoints, deterministic
+  groups = []
+  for agent_name in FLAGS.agents:
+    overrides = [o.split(":", 1)[1] for o in FLAGS.agent_override
+                 if o.split(":", 1)[0] == agent_name]
+    spec = runner.RunSpec(agent=agent_name, env=FLAGS.env, num_seeds=FLAGS.num_seeds,
+                          total_steps=FLAGS.grad_steps, seed=FLAGS.seed,
+                          num_evals=FLAGS.num_evals, eval_episodes=2,
+                          env_args=tuple(FLAGS.env_arg),
+                          overrides=(f"dataset={os.path.abspath(FLAGS.dataset)}", *overrides))
+    workdir = os.path.join(FLAGS.workdir, "candidates", agent_name)
+    try:
+      runner.exit_unless_finished(runner.train(spec, workdir, keep_checkpoints=True), workdir,
+                                  f"{agent_name}'s candidate run")
+      _, _, agent = runner.build(spec)
+      steps = [s for s in runner.checkpoint_steps(workdir) if s > 0]
+      params = [jax.vmap(agent.policy_params)(runner.load_state(workdir, s)) for s in steps]
+    except (ValueError, runner.RunError, CheckpointError) as e:
+      sys.exit(f"error: {e}")
+    pool = {"params": jax.tree.map(lambda *x: jnp.concatenate(x), *params),
+            "temperature": jnp.zeros(len(steps) * FLAGS.num_seeds)}
+    groups.append({"agent": agent_name, "family": candidates.DeterministicFamily(agent.make_policy),
+                   "pool": pool, "labels": [{"agent": agent_name, "checkpoint": s, "seed": i}
+                                            for s in steps for i in range(FLAGS.num_seeds)]})
+  labels = [l for g in groups for l in g["labels"]]
+  num = len(labels)
+  ks = tuple(range(1, num + 1))
+  print(f"{num} candidates from {', '.join(FLAGS.agents)}", file=sys.stderr)
+
+  # 2. true values by Monte-Carlo; 3. OPE on the dataset, group by group
+  keys = jax.random.split(jax.random.PRNGKey(FLAGS.seed), 3)
+  fqe_config = FQEConfig(steps_per_stage=FLAGS.fqe_steps_per_stage)
+  true_returns, estimates, inputs_all = [], {}, []
+  for g in groups:
+    true_returns.append(np.asarray(jax.jit(lambda p, k, f=g["family"]: candidates.true_returns(
+        env, f, p, k, FLAGS.true_episodes, horizon, discount))(g["pool"], keys[0])))
+    inputs = jax.jit(lambda d, k, f=g["family"], p=g["pool"]: sweep.ratios_and_q(
+        d, f, p, discount, k, True, FLAGS.bandwidth, fqe_config, FLAGS.kernel))(data, keys[1])
+    inputs_all.append(inputs)
+    for n, v in sweep.estimate(data, inputs, discount).items():
+      estimates.setdefault(n, []).append(np.asarray(v))
+  true_returns = np.concatenate(true_returns)
+  true_mean = true_returns.mean(1)
+  estimates = {n: np.concatenate(v)[None] for n, v in estimates.items()}       # [1, P]
+  inputs = jax.tree.map(lambda *x: jnp.concatenate(x), *inputs_all)
+  logged = np.asarray(data_lib.discounted_returns(data, discount))
+  behavior_value = float(logged.mean())
+
+  # 4. selection by every estimator: SharpeRatio@k, regret@k and the realised top-k
+  scores = jax.device_get(sweep.assess({n: jnp.asarray(v) for n, v in estimates.items()},
+                                       jnp.asarray(true_mean), behavior_value, ks,
+                                       behavior_value))
+  means = sweep.summarize(estimates, scores)
+  thresholds = jnp.asarray(sweep.risk_thresholds(np.concatenate([true_returns.ravel(), logged]),
+                                                 FLAGS.cdf_points))
+  cdfs = jax.tree.map(lambda x: x[None], sweep.cumulative(data, inputs, discount, thresholds))
+  risk = jax.device_get(sweep.risk_assessment(cdfs, thresholds, jnp.asarray(true_returns),
+                                              jnp.asarray(logged), ks, FLAGS.cvar_alpha))
+  names = [n for n in ESTIMATORS if n in estimates]
+
+  summary = clean({
+      "dataset": FLAGS.dataset, "env": FLAGS.env, "discount": discount, "horizon": horizon,
+      "behavior_value": behavior_value, "ks": list(ks),
+      "candidates": [{**l, "true_value": float(v)} for l, v in zip(labels, true_mean)],
+      "estimators": {n: {"estimates": estimates[n][0], "metrics_mean": means[n]["metrics_mean"]}
+                     for n in names},
+      "risk": {"cvar_alpha": FLAGS.cvar_alpha, "true": risk["true"],
+               "abs_error": {n: {f: float(np.mean(v)) for f, v in e.items()}
+                             for n, e in risk["abs_error"].items()}},
+      "wall_seconds": time.time() - t_start})
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  with open(os.path.join(FLAGS.workdir, "ops_summary.json"), "w") as f:
+    json.dump(summary, f, indent=1, allow_nan=False)
+
+  fmt = lambda x: "nan" if x is None else x if isinstance(x, str) else f"{x:.3g}"
+  k = min(3, num)
+  print(f"\n{num} candidates; V(pi_b) {behavior_value:.2f} (the dataset's mean return); best "
+        f"candidate {true_mean.max():.2f}; top-{k} deployed by each estimator:")
+  print(f"| estimator | rank corr | regret@1 | SharpeRatio@{k} | best@{k} | mean@{k} | worst@{k} |")
+  print("|---" * 7 + "|")
+  for n in names:
+    mm = summary["estimators"][n]["metrics_mean"]
+    print(f"| {n} | {fmt(mm['rank_correlation'])} | {fmt(mm['regret@k'][0])} | "
+          f"{fmt(mm['sharpe_ratio@k'][k - 1])} | {fmt(mm['best@k'][k - 1])} | "
+          f"{fmt(mm['mean@k'][k - 1])} | {fmt(mm['worst@k'][k - 1])} |")
+  print("\n| CD estimator | |error| of mean | of CVaR | of lower quartile |")
+  print("|---|---|---|---|")
+  for n in [n for n in CD_ESTIMATORS if n in summary["risk"]["abs_error"]]:
+    e = summary["risk"]["abs_error"][n]
+    print(f"| {n} | {fmt(e['mean'])} | {fmt(e['cvar'])} | {fmt(e['lower_quartile'])} |")
+  print(f"wall {summary['wall_seconds']:.0f}s")
+
+
+if __name__ == "__main__":
+  app.run(main)
