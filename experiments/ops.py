@@ -69,6 +69,10 @@ def main(argv):
   bad = [a for a in FLAGS.agents if a not in OFFLINE]
   if bad:
     sys.exit(f"error: --agents takes offline agents ({', '.join(OFFLINE)}), got {bad}")
+  bad = [o for o in FLAGS.agent_override
+         if o.split(":", 1)[0] not in FLAGS.agents or "=" not in o.partition(":")[2]]
+  if bad:
+    sys.exit(f"error: --agent_override takes AGENT:key=value for an agent of --agents, got {bad}")
   t_start = time.time()
   try:
     data = data_lib.load(FLAGS.dataset)

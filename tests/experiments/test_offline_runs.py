@@ -94,3 +94,6 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
                    f"--workdir={tmp_path / 'bad'}", "--agents=ppo")
   assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
       "error: --agents takes offline agents (td3_bc, iql, prdc, a2pr), got ['ppo']")
+  bad = binary.run("experiments.ops", f"--dataset={dataset}", "--env=brax/inverted_pendulum",
+                   f"--workdir={tmp_path / 'bad'}", "--agents=td3_bc", "--agent_override=alpha=3")
+  assert bad.returncode == 1 and "AGENT:key=value" in bad.stderr.strip().splitlines()[-1]
