@@ -151,10 +151,13 @@ def risk_assessment(cdfs: dict, thresholds: jax.Array, true_returns: jax.Array,
   selecting candidates by each estimated functional.
 
   cdfs {estimator: [S, P, K]}, thresholds [K], true_returns [P, E], behavior_returns [E]
-  -> {"true": {functional: [P]}, "estimated": {estimator: {functional: [S, P]}},
+  -> {"true": {functional: [P]} (of the Monte-Carlo CDF on the threshold grid: each return
+  counts at the next threshold up, so the "true" mean exceeds the plain Monte-Carlo mean
+  by less than one grid step; estimates are read off the same grid), "estimated": {estimator: {functional: [S, P]}},
   "abs_error": {estimator: {functional: [S]}} (mean over candidates of |estimate − truth|),
   "selection": {"ESTIMATOR/FUNCTIONAL": {metric: [S, ...]}} (top-k by the estimated
-  functional, scored against the true one; SharpeRatio@k's baseline is π_b's)}.
+  functional, scored against the true one; SharpeRatio@k's baseline and the Type I/II
+  threshold are π_b's value of that functional)}.
   """
   fns = lambda cdf: risk_functionals(cdf, thresholds, alpha)
   true_cdf = empirical_cdf(true_returns, thresholds)

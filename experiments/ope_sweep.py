@@ -358,8 +358,12 @@ def run(temps, deterministic):
   summary["risk"] = {
       "cvar_alpha": FLAGS.cvar_alpha, "thresholds": np.asarray(thresholds),
       "true": {f: np.asarray(v) for f, v in risk["true"].items()},
-      "estimators": {n: {"abs_error_mean": {f: float(np.nanmean(v)) for f, v in
+      "selection_baseline": "pi_b's value of the functional (Monte-Carlo), as SharpeRatio@k's "
+                            "baseline and the Type I/II threshold",
+      "estimators": {n: {"abs_error_mean": {f: float(np.mean(v)) for f, v in
                                             risk["abs_error"][n].items()},
+                         "nonfinite_datasets": int((~np.isfinite(np.asarray(
+                             risk["abs_error"][n]["cvar"]))).sum()),
                          "estimated": {f: np.asarray(v) for f, v in risk["estimated"][n].items()}}
                      for n in cdfs},
       "selection": {n: {"nonfinite_datasets": v["nonfinite_datasets"],

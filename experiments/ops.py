@@ -43,6 +43,7 @@ flags.DEFINE_string("kernel", "gaussian", "Action kernel.")
 flags.DEFINE_integer("fqe_steps_per_stage", 50, "FQE Adam steps per backward-induction stage.")
 flags.DEFINE_integer("cdf_points", 64, "Thresholds of the return CDFs.")
 flags.DEFINE_float("cvar_alpha", 0.1, "CVaR level.")
+flags.DEFINE_float("discount", None, "Discount of the values; default: the dataset's.")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
 
 
@@ -79,7 +80,10 @@ def main(argv):
     env = envs.make(FLAGS.env, **parse_overrides(FLAGS.env_arg, {}, "--env_arg"))
   except (ValueError, envs.EnvError) as e:
     sys.exit(f"error: {e}")
-  discount = float(data.metadata.get("discount", 0.99))
+  if FLAGS.discount is None and "discount" not in data.metadata:
+    sys.exit(f"error: {FLAGS.dataset}.json records no discount (make_dataset writes it); "
+             "pass --discount")
+  discount = float(data.metadata["discount"] if FLAGS.discount is None else FLAGS.discount)
   horizon = data.horizon
 
   # 1. candidates: every agent's seeds x checkpoints, deterministic
@@ -150,7 +154,12 @@ def main(argv):
                      for n in names},
       "risk": {"cvar_alpha": FLAGS.cvar_alpha, "true": risk["true"],
                "abs_error": {n: {f: float(np.mean(v)) for f, v in e.items()}
-                             for n, e in risk["abs_error"].items()}},
+                             for n, e in risk["abs_error"].items()},
+               "estimated": {n: {f: v[0] for f, v in e.items()}
+                             for n, e in risk["estimated"].items()},
+               "selection": {n: v["metrics_mean"] for n, v in sweep.summarize(
+                   {f"{n}/{f}": risk["estimated"][n][f] for n in risk["estimated"]
+                    for f in ("cvar", "lower_quartile")}, risk["selection"]).items()}},
       "wall_seconds": time.time() - t_start})
   os.makedirs(FLAGS.workdir, exist_ok=True)
   with open(os.path.join(FLAGS.workdir, "ops_summary.json"), "w") as f:

@@ -13,7 +13,8 @@ FQE value of the initial state taken as the return, a point mass):
   CD-TDR    F(m) = mean_i 1{V̂_i ≤ m} + mean_i w_i (1{G_i ≤ m} − 1{V̂_i ≤ m})
   CD-SNTDR  the same with w_i / mean_i w_i
 
-then, as SCOPE-RL does, made a CDF: running maximum over m, clipped to [0, 1]. Where
+then made a CDF: running maximum over m, clipped to [0, 1] (SCOPE-RL does both for its
+TDR forms and clips the IS forms, which are monotone already; its DM is a histogram). Where
 SCOPE-RL bins returns into histogram cells (F at m_j counts values below m_j), we
 evaluate F exactly at each threshold (values equal to m_j count), and we do not clip the
 returns into the grid: a return below m_0 counts at m_0, one above m_K nowhere (put m_K
@@ -74,7 +75,8 @@ def _masses(cdf: jax.Array) -> jax.Array:
 def quantile(cdf: jax.Array, thresholds: jax.Array, u: float) -> jax.Array:
   """F^{-1}(u) = min{m_j : F(m_j) ≥ u} (m_K when none) -> []."""
   f = jnp.concatenate([cdf[:-1], jnp.ones_like(cdf[-1:])])
-  return thresholds[jnp.argmax(f >= u)]
+  q = thresholds[jnp.argmax(f >= u)]
+  return jnp.where(jnp.isnan(cdf).any(), jnp.nan, q)   # an undefined estimate stays undefined
 
 
 def cvar(cdf: jax.Array, thresholds: jax.Array, alpha: float) -> jax.Array:

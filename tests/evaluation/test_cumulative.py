@@ -109,3 +109,9 @@ def test_risk_functionals_of_the_exact_cdf(grid):
     tail += take * g
     left -= take
   assert float(r["cvar"]) == pytest.approx(tail / 0.1, rel=1e-5)
+
+
+def test_an_undefined_cdf_gives_undefined_functionals():
+  m = jnp.array([0.0, 1.0, 2.0])
+  r = cd.risk_functionals(jnp.array([0.2, jnp.nan, 0.9]), m, alpha=0.2)
+  assert all(np.isnan(float(v)) for v in r.values()), r

@@ -71,7 +71,7 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
                    "--env_arg=episode_length=50", f"--workdir={tmp_path}", "--agents=td3_bc",
                    "--agent_override=td3_bc:grad_steps=20", "--agent_override=td3_bc:hidden=(16,)",
                    "--num_seeds=2", "--grad_steps=40", "--num_evals=2", "--true_episodes=8",
-                   "--fqe_steps_per_stage=2", "--cdf_points=16")
+                   "--fqe_steps_per_stage=2", "--cdf_points=16", "--discount=0.99")
   assert out.returncode == 0, out.stderr[-3000:]
   assert "| sndr |" in out.stdout and "| cd_sntdr |" in out.stdout
   with open(tmp_path / "ops_summary.json") as f:
