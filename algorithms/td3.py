@@ -28,8 +28,9 @@ from envs import Env
 
 
 @dataclasses.dataclass(frozen=True)
-class TD3Config(offpolicy.OffPolicyConfig):
-  """TD3 hyperparameters (the paper's, with the authors' current 256-256 networks)."""
+class TD3Params:
+  """TD3's own hyperparameters (the paper's, with the authors' current 256-256 networks),
+  shared by the online config and the offline ones built on TD3 (TD3+BC, PRDC, A2PR)."""
 
   actor_learning_rate: float = 3e-4
   critic_learning_rate: float = 3e-4
@@ -37,14 +38,19 @@ class TD3Config(offpolicy.OffPolicyConfig):
   policy_delay: int = 2
   target_noise: float = 0.2
   target_noise_clip: float = 0.5
-  exploration_noise: float = 0.1
+  exploration_noise: float = 0.1   # offline: only for a non-deterministic policy
   hidden: Sequence[int] = (256, 256)
   activation: str = "relu"
 
   def validate(self) -> None:
-    super().validate()
+    super().validate()  # the loop's config, next in the MRO
     if self.policy_delay <= 0:
       raise ValueError(f"policy_delay must be positive, got {self.policy_delay}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TD3Config(TD3Params, offpolicy.OffPolicyConfig):
+  """TD3 on the shared off-policy loop."""
 
 
 def networks(config: TD3Config, action_size: int):

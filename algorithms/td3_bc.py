@@ -18,7 +18,6 @@ Initialisation is flax's (LeCun normal), not PyTorch's default uniform.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -30,23 +29,14 @@ from envs import Env
 
 
 @dataclasses.dataclass(frozen=True)
-class TD3BCConfig(offline.OfflineConfig):
-  """TD3+BC hyperparameters (the paper's and the authors' code's defaults)."""
+class TD3BCConfig(td3.TD3Params, offline.OfflineConfig):
+  """TD3+BC hyperparameters: TD3's (the paper's and the authors' code's defaults) and α."""
 
   alpha: float = 2.5
-  actor_learning_rate: float = 3e-4
-  critic_learning_rate: float = 3e-4
-  tau: float = 0.005
-  policy_delay: int = 2
-  target_noise: float = 0.2
-  target_noise_clip: float = 0.5
-  exploration_noise: float = 0.1  # only for a non-deterministic policy (never used to learn)
-  hidden: Sequence[int] = (256, 256)
-  activation: str = "relu"
 
   def validate(self) -> None:
     super().validate()
-    if self.policy_delay <= 0 or self.grad_steps % self.policy_delay:
+    if self.grad_steps % self.policy_delay:
       raise ValueError(f"policy_delay must be positive and divide grad_steps, got "
                        f"{self.policy_delay} and {self.grad_steps}")
     if self.alpha < 0:

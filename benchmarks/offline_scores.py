@@ -56,12 +56,12 @@ flags.DEFINE_list("d3rlpy_agents", ["td3_bc", "iql"], "d3rlpy's algorithms compa
 flags.DEFINE_list("d3rlpy_levels", ["medium", "medium-replay"], "Levels d3rlpy runs on.")
 
 
-def dataset_row(env: str, directory: str, level: str) -> dict:
-  """TQ, SACo (vs medium-replay), transitions and size on disk of one level."""
+def dataset_row(env: str, directory: str, level: str, reference) -> dict:
+  """TQ, SACo (vs `reference`, the env's medium-replay), transitions and size on disk of
+  one level."""
   path = os.path.join(directory, level)
   data = data_lib.load(path)
   refs = data.metadata["reference_returns"]
-  reference = data_lib.load(os.path.join(directory, "medium-replay"))
   return {"env": env, "level": level,
           "transitions": int(np.asarray(data_lib.valid_mask(data.terminated, data.truncated)).sum()),
           "megabytes": os.path.getsize(path + ".npz") / 2 ** 20,
@@ -94,12 +94,13 @@ def d3rlpy_scores(env_name: str, directory: str, level: str, algo: str):
   import jax
   import jax.numpy as jnp
   import envs
+  from experiments.agents import parse_overrides
   side = os.path.join(os.path.dirname(os.path.abspath(__file__)), "d3rlpy_side.py")
   dataset = os.path.abspath(os.path.join(directory, level))
   refs = data_lib.load(dataset).metadata["reference_returns"]
-  spec = runner.RunSpec(agent="td3_bc", env=env_name, num_seeds=1, total_steps=1,
-                        overrides=(f"dataset={dataset}",))
-  _, env, _ = runner.build(spec)                      # the env exactly as our runs make it
+  # the env exactly as our runs make it (RunSpec adds a dmc/ task's fidelity)
+  spec = runner.RunSpec(agent="td3_bc", env=env_name, num_seeds=1, total_steps=1)
+  env = envs.make(spec.env, **parse_overrides(list(spec.env_args), {}, "--env_arg"))
   out_dir = run_dir(env_name, level, "d3rlpy_" + algo)
   os.makedirs(out_dir, exist_ok=True)
   scores = []
@@ -142,11 +143,12 @@ def main(argv):
     raise SystemExit("error: --datasets takes env:directory pairs, e.g. brax/hopper:runs/datasets/hopper")
   results, measures = [], []
   for env, directory in pairs:
+    reference = data_lib.load(os.path.join(directory, "medium-replay"))   # SACo's, loaded once
     for level in FLAGS.levels:
       if not os.path.exists(os.path.join(directory, level + ".npz")):
         print(f"missing dataset {directory}/{level}: skipped")
         continue
-      measures.append(dataset_row(env, directory, level))
+      measures.append(dataset_row(env, directory, level, reference))
       for agent in FLAGS.agents:
         workdir = run_dir(env, level, agent)
         summary_path = os.path.join(workdir, "summary.json")
