@@ -4,9 +4,11 @@ r"""Off-policy selection of offline-trained candidates: the SharpeRatio@k workfl
         --workdir=runs/ops/hopper_medium --agents=td3_bc,iql --num_seeds=4 --grad_steps=20000
 
 1. Candidates: each offline agent of `--agents` (with `--agent_override AGENT:key=value`)
-   trains on the dataset with `--num_seeds` vmapped seeds, keeping `--num_evals`
-   checkpoints (experiments.runner; an interrupted run resumes). Every seed at every
-   checkpoint from 1 on is a candidate, acting deterministically.
+   at each point of its hyperparameter grid (`--grid 'AGENT:key=v1|v2|...'`; several
+   --grid for one agent form their Cartesian product) trains on the dataset with
+   `--num_seeds` vmapped seeds, keeping `--num_evals` checkpoints (experiments.runner; an
+   interrupted run resumes). Every seed at every checkpoint from 1 on is a candidate,
+   acting deterministically. Each grid point is its own run (its own compiled program).
 2. True values: on-policy Monte-Carlo returns of every candidate (`--true_episodes`, at
    most the dataset's horizon), and V(π_b) as the dataset's mean return.
 3. OPE on the dataset itself (the workflow's logged data): FQE, every estimator with the
@@ -17,9 +19,10 @@ r"""Off-policy selection of offline-trained candidates: the SharpeRatio@k workfl
    return among the k deployed (best@k, mean@k, worst@k).
 
 Writes <workdir>/ops_summary.json and prints the tables; candidate runs live in
-<workdir>/candidates/<agent>.
+<workdir>/candidates/<agent>[/<key=value+...> for a grid point].
 """
 
+import itertools
 import json
 import os
 import sys
@@ -33,6 +36,8 @@ flags.DEFINE_string("env", None, "Env the dataset was logged on (evaluation only
 flags.DEFINE_string("workdir", None, "Output directory.")
 flags.DEFINE_list("agents", ["td3_bc", "iql"], "Offline agents that make the candidates.")
 flags.DEFINE_multi_string("agent_override", [], "AGENT:key=value config override.")
+flags.DEFINE_multi_string("grid", [], "AGENT:key=v1|v2|...: candidates at each value "
+                          "(quote it for the shell); several for one agent form a product.")
 flags.DEFINE_multi_string("env_arg", [], "Env argument, key=value (e.g. episode_length=200).")
 flags.DEFINE_integer("num_seeds", 2, "Seeds per agent (vmapped).")
 flags.DEFINE_integer("grad_steps", 20_000, "Gradient steps per seed.")
@@ -45,6 +50,28 @@ flags.DEFINE_integer("cdf_points", 64, "Thresholds of the return CDFs.")
 flags.DEFINE_float("cvar_alpha", 0.1, "CVaR level.")
 flags.DEFINE_float("discount", None, "Discount of the values; default: the dataset's.")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
+
+
+def grid_points(grid, agent, agent_override):
+  """The hyperparameter points of `agent`: tuples of "key=value" overrides, [()] if none.
+
+  grid: "AGENT:key=v1|v2|..." strings; one agent's keys form a Cartesian product.
+  """
+  axes, keys = [], []
+  fixed = {o.partition(":")[2].partition("=")[0] for o in agent_override
+           if o.partition(":")[0] == agent}
+  for g in grid:
+    name, _, rest = g.partition(":")
+    key, eq, values = rest.partition("=")
+    if not eq or not key or not all(values.split("|")):
+      raise ValueError(f"--grid takes AGENT:key=v1|v2|..., got {g!r}")
+    if name != agent:
+      continue
+    if key in keys or key in fixed:
+      raise ValueError(f"--grid sets {agent}:{key} twice (or also in --agent_override)")
+    keys.append(key)
+    axes.append([f"{key}={v}" for v in values.split("|")])
+  return list(itertools.product(*axes))
 
 
 def main(argv):
@@ -70,10 +97,17 @@ def main(argv):
   bad = [a for a in FLAGS.agents if a not in OFFLINE]
   if bad:
     sys.exit(f"error: --agents takes offline agents ({', '.join(OFFLINE)}), got {bad}")
+  bad = [g for g in FLAGS.grid if g.partition(":")[0] not in FLAGS.agents]
+  if bad:
+    sys.exit(f"error: --grid takes AGENT:key=v1|v2|... for an agent of --agents, got {bad}")
   bad = [o for o in FLAGS.agent_override
          if o.split(":", 1)[0] not in FLAGS.agents or "=" not in o.partition(":")[2]]
   if bad:
     sys.exit(f"error: --agent_override takes AGENT:key=value for an agent of --agents, got {bad}")
+  try:
+    grids = {a: grid_points(FLAGS.grid, a, FLAGS.agent_override) for a in FLAGS.agents}
+  except ValueError as e:
+    sys.exit(f"error: {e}")
   t_start = time.time()
   try:
     data = data_lib.load(FLAGS.dataset)
@@ -88,18 +122,19 @@ def main(argv):
 
   # 1. candidates: every agent's seeds x checkpoints, deterministic
   groups = []
-  for agent_name in FLAGS.agents:
+  for agent_name, point in [(a, p) for a in FLAGS.agents for p in grids[a]]:
     overrides = [o.split(":", 1)[1] for o in FLAGS.agent_override
-                 if o.split(":", 1)[0] == agent_name]
+                 if o.split(":", 1)[0] == agent_name] + list(point)
     spec = runner.RunSpec(agent=agent_name, env=FLAGS.env, num_seeds=FLAGS.num_seeds,
                           total_steps=FLAGS.grad_steps, seed=FLAGS.seed,
                           num_evals=FLAGS.num_evals, eval_episodes=2,
                           env_args=tuple(FLAGS.env_arg),
                           overrides=(f"dataset={os.path.abspath(FLAGS.dataset)}", *overrides))
-    workdir = os.path.join(FLAGS.workdir, "candidates", agent_name)
+    workdir = os.path.join(FLAGS.workdir, "candidates", agent_name, *(["+".join(point)] if point else []))
+    name = agent_name + "".join(f" {p}" for p in point)
     try:
       runner.exit_unless_finished(runner.train(spec, workdir, keep_checkpoints=True), workdir,
-                                  f"{agent_name}'s candidate run")
+                                  f"{name}'s candidate run")
       _, _, agent = runner.build(spec)
       steps = [s for s in runner.checkpoint_steps(workdir) if s > 0]
       params = [jax.vmap(agent.policy_params)(runner.load_state(workdir, s)) for s in steps]
@@ -107,13 +142,15 @@ def main(argv):
       sys.exit(f"error: {e}")
     pool = {"params": jax.tree.map(lambda *x: jnp.concatenate(x), *params),
             "temperature": jnp.zeros(len(steps) * FLAGS.num_seeds)}
+    config = dict(p.split("=", 1) for p in point)
     groups.append({"agent": agent_name, "family": candidates.DeterministicFamily(agent.make_policy),
-                   "pool": pool, "labels": [{"agent": agent_name, "checkpoint": s, "seed": i}
+                   "pool": pool, "labels": [{"agent": agent_name, **({"config": config} if config else {}),
+                                             "checkpoint": s, "seed": i}
                                             for s in steps for i in range(FLAGS.num_seeds)]})
   labels = [l for g in groups for l in g["labels"]]
   num = len(labels)
   ks = tuple(range(1, num + 1))
-  print(f"{num} candidates from {', '.join(FLAGS.agents)}", file=sys.stderr)
+  print(f"{num} candidates from {', '.join(FLAGS.agents)} ({len(groups)} runs)", file=sys.stderr)
 
   # 2. true values by Monte-Carlo; 3. OPE on the dataset, group by group
   keys = jax.random.split(jax.random.PRNGKey(FLAGS.seed), 3)

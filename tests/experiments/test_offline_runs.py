@@ -63,20 +63,23 @@ def test_bad_dataset_use_is_one_clear_error(dataset, tmp_path):
 
 
 def test_ops_selects_among_offline_candidates(dataset, tmp_path):
-  """experiments.ops end to end on tiny settings: 2 seeds x 2 checkpoints of TD3+BC are
-  the candidates; every selection metric is recomputed here from the estimates and the
+  """experiments.ops end to end on tiny settings: a grid of 2 TD3+BC alphas x 2
+  checkpoints are the candidates; every selection metric is recomputed here from the estimates and the
   Monte-Carlo true values it reports."""
   from evaluation import metrics  # pylint: disable=import-outside-toplevel
   out = binary.run("experiments.ops", f"--dataset={dataset}", "--env=brax/inverted_pendulum",
                    "--env_arg=episode_length=50", f"--workdir={tmp_path}", "--agents=td3_bc",
                    "--agent_override=td3_bc:grad_steps=20", "--agent_override=td3_bc:hidden=(16,)",
-                   "--num_seeds=2", "--grad_steps=40", "--num_evals=2", "--true_episodes=8",
+                   "--grid=td3_bc:alpha=1.0|2.5", "--num_seeds=1", "--grad_steps=40",
+                   "--num_evals=2", "--true_episodes=8",
                    "--fqe_steps_per_stage=2", "--cdf_points=16", "--discount=0.99")
   assert out.returncode == 0, out.stderr[-3000:]
   assert "| sndr |" in out.stdout and "| cd_sntdr |" in out.stdout
   with open(tmp_path / "ops_summary.json") as f:
     s = json.load(f)
-  assert [(c["checkpoint"], c["seed"]) for c in s["candidates"]] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+  assert [(c["config"]["alpha"], c["checkpoint"], c["seed"]) for c in s["candidates"]] == [
+      ("1.0", 1, 0), ("1.0", 2, 0), ("2.5", 1, 0), ("2.5", 2, 0)]
+  assert (tmp_path / "candidates" / "td3_bc" / "alpha=2.5" / "summary.json").exists()
   true = np.array([c["true_value"] for c in s["candidates"]])
   logged = np.asarray(data_lib.discounted_returns(data_lib.load(dataset), s["discount"]))
   assert s["behavior_value"] == pytest.approx(float(logged.mean()), rel=1e-5)
@@ -97,3 +100,8 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
   bad = binary.run("experiments.ops", f"--dataset={dataset}", "--env=brax/inverted_pendulum",
                    f"--workdir={tmp_path / 'bad'}", "--agents=td3_bc", "--agent_override=alpha=3")
   assert bad.returncode == 1 and "AGENT:key=value" in bad.stderr.strip().splitlines()[-1]
+  bad = binary.run("experiments.ops", f"--dataset={dataset}", "--env=brax/inverted_pendulum",
+                   f"--workdir={tmp_path / 'bad'}", "--agents=td3_bc", "--grid=td3_bc:alpha=1|",
+                   "--agent_override=td3_bc:alpha=3")
+  assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
+      "error: --grid takes AGENT:key=v1|v2|..., got 'td3_bc:alpha=1|'")
