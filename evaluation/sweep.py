@@ -16,7 +16,7 @@ shards the leading dataset axis over devices.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -26,8 +26,9 @@ from envs import Env
 from evaluation import metrics
 from evaluation.candidates import TanhGaussianFamily
 from evaluation.data import LoggedData, collect, discounted_returns
-from evaluation.ope import (FQEConfig, confidence_intervals, cumulative_distributions,
-                            estimate_all, fqe, kernel_log_ratio, log_ratio, risk_functionals)
+from evaluation.ope import (FQEConfig, MWLConfig, confidence_intervals, cumulative_distributions,
+                            estimate_all, estimate_marginal, fqe, kernel_log_ratio, log_ratio,
+                            mwl, risk_functionals)
 
 
 def collect_datasets(env: Env, family: TanhGaussianFamily, behavior: dict, key: jax.Array,
@@ -45,8 +46,9 @@ def collect_datasets(env: Env, family: TanhGaussianFamily, behavior: dict, key: 
 def ratios_and_q(data: LoggedData, family: TanhGaussianFamily, pool: dict, discount: float,
                  key: jax.Array, deterministic: bool, bandwidth: float,
                  fqe_config: FQEConfig, kernel: str = "gaussian",
-                 kernel_truncate: bool = True) -> dict:
-  """For one dataset: log-ratios, Q̂(s_t, a_t), V̂(s_t) of every candidate, each [P, N, T].
+                 kernel_truncate: bool = True, mwl_config: Optional[MWLConfig] = None) -> dict:
+  """For one dataset: log-ratios, Q̂(s_t, a_t), V̂(s_t) of every candidate, each [P, N, T],
+  and with `mwl_config` the MWL occupancy ratios w(s_t, a_t, t) [P, N, T] as well.
 
   Stochastic candidates use their densities; deterministic ones (τ = 0) the action
   kernel (`kernel`, width `bandwidth`, truncated to the action box unless
@@ -61,15 +63,24 @@ def ratios_and_q(data: LoggedData, family: TanhGaussianFamily, pool: dict, disco
       lr = log_ratio(data, family.log_prob(cand, data.obs, data.action))
     q_sa, v_s = fqe(data, lambda c, obs, kk: family.sample(c, obs, kk), cand, discount, k,
                     fqe_config)
-    return {"log_ratio": lr, "q_sa": q_sa, "v_s": v_s}
+    out = {"log_ratio": lr, "q_sa": q_sa, "v_s": v_s}
+    if mwl_config is not None:
+      out["marginal_weight"] = mwl(data, lambda c, obs, kk: family.sample(c, obs, kk), cand,
+                                   discount, jax.random.fold_in(k, 1), mwl_config)
+    return out
 
   num = pool["temperature"].shape[0]
   return jax.vmap(one)(pool, jax.random.split(key, num))
 
 
 def estimate(data: LoggedData, inputs: dict, discount: float) -> dict:
-  """Every estimator for one dataset -> {name: [P]}."""
-  return estimate_all(data, inputs["log_ratio"], discount, inputs["q_sa"], inputs["v_s"])
+  """Every estimator for one dataset -> {name: [P]} (SAM-IS and SAM-DR where the inputs
+  hold MWL weights)."""
+  out = estimate_all(data, inputs["log_ratio"], discount, inputs["q_sa"], inputs["v_s"])
+  if "marginal_weight" in inputs:
+    out.update(estimate_marginal(data, inputs["marginal_weight"], discount, inputs["q_sa"],
+                                 inputs["v_s"]))
+  return out
 
 
 def intervals(data: LoggedData, inputs: dict, discount: float, key: jax.Array,

@@ -12,7 +12,8 @@ r"""Off-policy selection of offline-trained candidates: the SharpeRatio@k workfl
 2. True values: on-policy Monte-Carlo returns of every candidate (`--true_episodes`, at
    most the dataset's horizon), and V(π_b) as the dataset's mean return.
 3. OPE on the dataset itself (the workflow's logged data): FQE, every estimator with the
-   action kernel (`--kernel`, `--bandwidth`), and the return CDFs (cumulative-
+   action kernel (`--kernel`, `--bandwidth`), the marginal estimators SAM-IS and SAM-DR
+   with MWL weights (`--mwl_steps`; they need no kernel), and the return CDFs (cumulative-
    distribution OPE) with CVaR and quartiles.
 4. Selection: the metrics of deploying the top k by each estimator (SharpeRatio@k,
    regret@k), and the simulated online A/B stage: the realised best, mean and worst true
@@ -46,6 +47,8 @@ flags.DEFINE_integer("true_episodes", 256, "On-policy episodes per candidate for
 flags.DEFINE_float("bandwidth", 0.3, "Action kernel bandwidth (deterministic candidates).")
 flags.DEFINE_string("kernel", "gaussian", "Action kernel.")
 flags.DEFINE_integer("fqe_steps_per_stage", 50, "FQE Adam steps per backward-induction stage.")
+flags.DEFINE_integer("mwl_steps", 500, "Adam steps of minimax weight learning per candidate "
+                     "(for SAM-IS and SAM-DR; 0 leaves them out).")
 flags.DEFINE_integer("cdf_points", 64, "Thresholds of the return CDFs.")
 flags.DEFINE_float("cvar_alpha", 0.1, "CVaR level.")
 flags.DEFINE_float("discount", None, "Discount of the values; default: the dataset's.")
@@ -88,7 +91,7 @@ def main(argv):
 
   import envs
   from evaluation import candidates, data as data_lib, sweep
-  from evaluation.ope import CD_ESTIMATORS, ESTIMATORS, FQEConfig
+  from evaluation.ope import CD_ESTIMATORS, ESTIMATORS, MARGINAL_ESTIMATORS, FQEConfig, MWLConfig
   from experiments import runner
   from experiments.agents import OFFLINE, parse_overrides
   from experiments.checkpoints import CheckpointError
@@ -104,6 +107,8 @@ def main(argv):
          if o.split(":", 1)[0] not in FLAGS.agents or "=" not in o.partition(":")[2]]
   if bad:
     sys.exit(f"error: --agent_override takes AGENT:key=value for an agent of --agents, got {bad}")
+  if FLAGS.mwl_steps < 0:
+    sys.exit(f"error: --mwl_steps must be >= 0, got {FLAGS.mwl_steps}")
   try:
     grids = {a: grid_points(FLAGS.grid, a, FLAGS.agent_override) for a in FLAGS.agents}
   except ValueError as e:
@@ -155,12 +160,14 @@ def main(argv):
   # 2. true values by Monte-Carlo; 3. OPE on the dataset, group by group
   keys = jax.random.split(jax.random.PRNGKey(FLAGS.seed), 3)
   fqe_config = FQEConfig(steps_per_stage=FLAGS.fqe_steps_per_stage)
+  mwl_config = MWLConfig(steps=FLAGS.mwl_steps) if FLAGS.mwl_steps else None
   true_returns, estimates, inputs_all = [], {}, []
   for g in groups:
     true_returns.append(np.asarray(jax.jit(lambda p, k, f=g["family"]: candidates.true_returns(
         env, f, p, k, FLAGS.true_episodes, horizon, discount))(g["pool"], keys[0])))
     inputs = jax.jit(lambda d, k, f=g["family"], p=g["pool"]: sweep.ratios_and_q(
-        d, f, p, discount, k, True, FLAGS.bandwidth, fqe_config, FLAGS.kernel))(data, keys[1])
+        d, f, p, discount, k, True, FLAGS.bandwidth, fqe_config, FLAGS.kernel,
+        mwl_config=mwl_config))(data, keys[1])
     inputs_all.append(inputs)
     for n, v in sweep.estimate(data, inputs, discount).items():
       estimates.setdefault(n, []).append(np.asarray(v))
@@ -181,7 +188,7 @@ def main(argv):
   cdfs = jax.tree.map(lambda x: x[None], sweep.cumulative(data, inputs, discount, thresholds))
   risk = jax.device_get(sweep.risk_assessment(cdfs, thresholds, jnp.asarray(true_returns),
                                               jnp.asarray(logged), ks, FLAGS.cvar_alpha))
-  names = [n for n in ESTIMATORS if n in estimates]
+  names = [n for n in ESTIMATORS + MARGINAL_ESTIMATORS if n in estimates]
 
   summary = clean({
       "dataset": FLAGS.dataset, "env": FLAGS.env, "discount": discount, "horizon": horizon,

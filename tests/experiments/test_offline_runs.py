@@ -72,9 +72,9 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
                    "--agent_override=td3_bc:grad_steps=20", "--agent_override=td3_bc:hidden=(16,)",
                    "--grid=td3_bc:alpha=1.0|2.5", "--num_seeds=1", "--grad_steps=40",
                    "--num_evals=2", "--true_episodes=8",
-                   "--fqe_steps_per_stage=2", "--cdf_points=16", "--discount=0.99")
+                   "--fqe_steps_per_stage=2", "--cdf_points=16", "--discount=0.99", "--mwl_steps=20")
   assert out.returncode == 0, out.stderr[-3000:]
-  assert "| sndr |" in out.stdout and "| cd_sntdr |" in out.stdout
+  assert all(f"| {n} |" in out.stdout for n in ("sndr", "sam_is", "sam_dr", "cd_sntdr"))
   with open(tmp_path / "ops_summary.json") as f:
     s = json.load(f)
   assert [(c["config"]["alpha"], c["checkpoint"], c["seed"]) for c in s["candidates"]] == [
