@@ -27,7 +27,10 @@ which d3rlpy's leaves out. The evaluated action is tanh(μ) on both sides.
 (dataset building and scaler fitting excluded); writes {"steps_per_second": ...}.
 --mode=train: trains --steps steps and writes the deterministic actor's weights (linear
 layers in order, as W [in, out] and b [out]; action = tanh of the last layer's output,
-ReLU between) and the observation scaler's mean and std + eps (obs_mean, obs_scale).
+ReLU between) and the observation scaler's mean and std + eps (obs_mean, obs_scale),
+and the seconds spent in `fit` (fit_seconds). With --checkpoints=K > 1 it fits K equal
+segments and writes the actor after each, its keys prefixed ckpt1_ … ckptK_ (the
+candidates of benchmarks/ops_workflow.py).
 """
 
 import argparse
@@ -92,6 +95,8 @@ def main():
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", required=True)
   p.add_argument("--device", default="cpu:0", help="torch device: cpu:0 or cuda:0")
+  p.add_argument("--checkpoints", type=int, default=1,
+                 help="train mode: export the actor after each of this many equal segments")
   args = p.parse_args()
   dataset = mdp_dataset(args.dataset)
   algo = make_algo(args.algo, args.steps, args.seed, args.device)
@@ -103,7 +108,21 @@ def main():
     with open(args.out, "w") as f:
       json.dump({"steps_per_second": args.steps / seconds, "seconds": seconds}, f)
     return
-  fit(algo, dataset, args.steps)
+  out, fit_seconds = {}, 0.0
+  for j in range(args.checkpoints):
+    start = time.perf_counter()
+    steps = args.steps * (j + 1) // args.checkpoints - args.steps * j // args.checkpoints
+    fit(algo, dataset, steps)
+    fit_seconds += time.perf_counter() - start
+    prefix = f"ckpt{j + 1}_" if args.checkpoints > 1 else ""
+    out.update({prefix + k: v for k, v in export_actor(algo, dataset).items()})
+  out["fit_seconds"] = np.float64(fit_seconds)
+  np.savez(args.out, **out)
+
+
+def export_actor(algo, dataset) -> dict:
+  """The deterministic actor as arrays (W{i} [in, out], b{i}, obs_mean, obs_scale), checked
+  against d3rlpy's own predict on the first episode's observations."""
   out = {}
   for i, layer in enumerate(actor_layers(algo)):
     out[f"W{i}"] = layer.weight.detach().numpy().T
@@ -113,7 +132,6 @@ def main():
     # StandardObservationScaler.transform: (x − mean) / (std + eps)
     out["obs_mean"] = np.asarray(scaler.mean, np.float32)
     out["obs_scale"] = np.asarray(scaler.std, np.float32) + np.float32(scaler.eps)
-  # self-check: the exported layers reproduce d3rlpy's own deterministic actions
   obs = dataset.episodes[0].observations[:32].astype(np.float32)
   if "obs_mean" in out:
     x = (obs - out["obs_mean"]) / out["obs_scale"]
@@ -126,7 +144,27 @@ def main():
   gap = float(np.abs(x - algo.predict(obs)).max())
   if gap > 1e-4:
     raise SystemExit(f"error: exported actor differs from d3rlpy's by {gap}")
-  np.savez(args.out, **out)
+  return out
+
+
+def jax_policy(arrays: dict, prefix: str = ""):
+  """An exported actor (keys `prefix`W{i}, b{i}, obs_mean, obs_scale, as `export_actor`
+  writes them) as a jax policy(obs [..., d], key) -> action [..., a], for the project's
+  side (benchmarks/offline_scores.py, ops_workflow.py); jax is imported only here."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  w = {k[len(prefix):]: jnp.asarray(v) for k, v in arrays.items() if k.startswith(prefix)}
+  n = len([k for k in w if k.startswith("W")])
+
+  def policy(obs, key):
+    del key
+    x = (obs - w["obs_mean"]) / w["obs_scale"] if "obs_mean" in w else obs
+    for i in range(n):
+      x = x @ w[f"W{i}"] + w[f"b{i}"]
+      x = jax.nn.relu(x) if i < n - 1 else jnp.tanh(x)
+    return x
+
+  return policy
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import subprocess
 import numpy as np
 from absl import app, flags, logging
 
+from benchmarks.d3rlpy_side import jax_policy
 from benchmarks.learning_summary import iqm_ci
 from evaluation import data as data_lib
 from evaluation import dataset_measures
@@ -118,17 +119,7 @@ def d3rlpy_scores(env_name: str, directory: str, level: str, algo: str):
         raise SystemExit(f"error: d3rlpy_side.py failed:\n{done.stderr[-3000:]}")
       os.replace(path + ".tmp.npz", path)
     with np.load(path) as f:
-      w = {k: jnp.asarray(f[k]) for k in f.files}
-    n = len([k for k in w if k.startswith("W")])
-
-    def policy(obs, key, w=w, n=n):
-      del key
-      x = (obs - w["obs_mean"]) / w["obs_scale"] if "obs_mean" in w else obs
-      for i in range(n):
-        x = x @ w[f"W{i}"] + w[f"b{i}"]
-        x = jax.nn.relu(x) if i < n - 1 else jnp.tanh(x)
-      return x
-
+      policy = jax_policy({k: f[k] for k in f.files})
     ret = float(jnp.mean(jax.jit(lambda k, p=policy: envs.episode_returns(
         env, p, k, FLAGS.eval_episodes))(jax.random.PRNGKey(1000 + seed))))
     scores.append(100.0 * (ret - refs["random"]) / (refs["expert"] - refs["random"]))

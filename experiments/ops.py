@@ -19,7 +19,8 @@ r"""Off-policy selection of offline-trained candidates: the SharpeRatio@k workfl
    regret@k), and the simulated online A/B stage: the realised best, mean and worst true
    return among the k deployed (best@k, mean@k, worst@k).
 
-Writes <workdir>/ops_summary.json and prints the tables; candidate runs live in
+Writes <workdir>/ops_summary.json (with the seconds of each stage: candidates, true
+values, OPE, selection with the CDFs) and prints the tables; candidate runs live in
 <workdir>/candidates/<agent>[/<key=value+...> for a grid point].
 """
 
@@ -161,16 +162,23 @@ def main(argv):
   keys = jax.random.split(jax.random.PRNGKey(FLAGS.seed), 3)
   fqe_config = FQEConfig(steps_per_stage=FLAGS.fqe_steps_per_stage)
   mwl_config = MWLConfig(steps=FLAGS.mwl_steps) if FLAGS.mwl_steps else None
+  timing = {"candidates_seconds": time.time() - t_start, "true_values_seconds": 0.0,
+            "ope_seconds": 0.0}
   true_returns, estimates, inputs_all = [], {}, []
   for g in groups:
+    t0 = time.time()
     true_returns.append(np.asarray(jax.jit(lambda p, k, f=g["family"]: candidates.true_returns(
         env, f, p, k, FLAGS.true_episodes, horizon, discount))(g["pool"], keys[0])))
-    inputs = jax.jit(lambda d, k, f=g["family"], p=g["pool"]: sweep.ratios_and_q(
+    t1 = time.time()
+    inputs = jax.block_until_ready(jax.jit(lambda d, k, f=g["family"], p=g["pool"]: sweep.ratios_and_q(
         d, f, p, discount, k, True, FLAGS.bandwidth, fqe_config, FLAGS.kernel,
-        mwl_config=mwl_config))(data, keys[1])
+        mwl_config=mwl_config))(data, keys[1]))
     inputs_all.append(inputs)
     for n, v in sweep.estimate(data, inputs, discount).items():
       estimates.setdefault(n, []).append(np.asarray(v))
+    timing["true_values_seconds"] += t1 - t0
+    timing["ope_seconds"] += time.time() - t1
+  t_select = time.time()
   true_returns = np.concatenate(true_returns)
   true_mean = true_returns.mean(1)
   estimates = {n: np.concatenate(v)[None] for n, v in estimates.items()}       # [1, P]
@@ -204,6 +212,7 @@ def main(argv):
                "selection": {n: v["metrics_mean"] for n, v in sweep.summarize(
                    {f"{n}/{f}": risk["estimated"][n][f] for n in risk["estimated"]
                     for f in ("cvar", "lower_quartile")}, risk["selection"]).items()}},
+      "timing": {**timing, "selection_seconds": time.time() - t_select},
       "wall_seconds": time.time() - t_start})
   os.makedirs(FLAGS.workdir, exist_ok=True)
   with open(os.path.join(FLAGS.workdir, "ops_summary.json"), "w") as f:
