@@ -20,7 +20,9 @@ r"""Off-policy selection of offline-trained candidates: the SharpeRatio@k workfl
    return among the k deployed (best@k, mean@k, worst@k).
 
 Writes <workdir>/ops_summary.json (with the seconds of each stage: candidates, true
-values, OPE, selection with the CDFs) and prints the tables; candidate runs live in
+values, OPE, selection with the CDFs), the plots sharpe_ratio_at_k.png, return_cdfs.png
+(the worst, median and best candidates' estimated CDFs against Monte-Carlo) and
+estimated_vs_true.png, and prints the tables; candidate runs live in
 <workdir>/candidates/<agent>[/<key=value+...> for a grid point].
 """
 
@@ -91,7 +93,7 @@ def main(argv):
   import numpy as np
 
   import envs
-  from evaluation import candidates, data as data_lib, sweep
+  from evaluation import candidates, data as data_lib, plots, sweep
   from evaluation.ope import CD_ESTIMATORS, ESTIMATORS, MARGINAL_ESTIMATORS, FQEConfig, MWLConfig
   from experiments import runner
   from experiments.agents import OFFLINE, parse_overrides
@@ -217,6 +219,22 @@ def main(argv):
   os.makedirs(FLAGS.workdir, exist_ok=True)
   with open(os.path.join(FLAGS.workdir, "ops_summary.json"), "w") as f:
     json.dump(summary, f, indent=1, allow_nan=False)
+
+  title = f"{FLAGS.env} {os.path.basename(FLAGS.dataset)}: {num} offline-trained candidates"
+  if num > 1:
+    plots.sharpe_ratio_vs_k(list(ks[1:]), {n: np.asarray(scores[n]["sharpe_ratio@k"])[:, 1:]
+                                           for n in names},
+                            os.path.join(FLAGS.workdir, "sharpe_ratio_at_k.png"), title)
+  order = np.argsort(true_mean)
+  shown = sorted({int(order[0]), int(order[num // 2]), int(order[-1])})
+  plots.return_cdfs(np.asarray(thresholds), np.asarray(risk["true_cdf"]),
+                    {n: np.asarray(c)[0] for n, c in cdfs.items()}, shown,
+                    [f"{labels[p]['agent']} ckpt {labels[p]['checkpoint']} seed {labels[p]['seed']}"
+                     f" (V {true_mean[p]:.1f})" for p in shown],
+                    os.path.join(FLAGS.workdir, "return_cdfs.png"),
+                    f"{title}: return CDFs (worst, median, best)")
+  plots.estimated_vs_true(true_mean, {n: estimates[n] for n in names}, behavior_value,
+                          os.path.join(FLAGS.workdir, "estimated_vs_true.png"), title)
 
   fmt = lambda x: "nan" if x is None else x if isinstance(x, str) else f"{x:.3g}"
   k = min(3, num)

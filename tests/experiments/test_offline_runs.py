@@ -80,6 +80,10 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
   assert [(c["config"]["alpha"], c["checkpoint"], c["seed"]) for c in s["candidates"]] == [
       ("1.0", 1, 0), ("1.0", 2, 0), ("2.5", 1, 0), ("2.5", 2, 0)]
   assert (tmp_path / "candidates" / "td3_bc" / "alpha=2.5" / "summary.json").exists()
+  for plot in ("sharpe_ratio_at_k.png", "return_cdfs.png", "estimated_vs_true.png"):
+    assert (tmp_path / plot).stat().st_size > 0
+  assert set(s["timing"]) == {"candidates_seconds", "true_values_seconds", "ope_seconds",
+                              "selection_seconds"}
   true = np.array([c["true_value"] for c in s["candidates"]])
   logged = np.asarray(data_lib.discounted_returns(data_lib.load(dataset), s["discount"]))
   assert s["behavior_value"] == pytest.approx(float(logged.mean()), rel=1e-5)
