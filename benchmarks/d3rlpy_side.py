@@ -28,7 +28,7 @@ which d3rlpy's leaves out. The evaluated action is tanh(μ) on both sides.
 --mode=train: trains --steps steps and writes the deterministic actor's weights (linear
 layers in order, as W [in, out] and b [out]; action = tanh of the last layer's output,
 ReLU between) and the observation scaler's mean and std + eps (obs_mean, obs_scale),
-and the seconds spent in `fit` (fit_seconds). With --checkpoints=K > 1 it fits K equal
+and the seconds spent in `fit` (fit_seconds). With --checkpoints=K ≥ 1 it fits K equal
 segments and writes the actor after each, its keys prefixed ckpt1_ … ckptK_ (the
 candidates of benchmarks/ops_workflow.py).
 """
@@ -95,9 +95,16 @@ def main():
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", required=True)
   p.add_argument("--device", default="cpu:0", help="torch device: cpu:0 or cuda:0")
-  p.add_argument("--checkpoints", type=int, default=1,
-                 help="train mode: export the actor after each of this many equal segments")
+  p.add_argument("--checkpoints", type=int, default=0,
+                 help="train mode: export the actor after each of this many equal segments, "
+                      "keys prefixed ckpt1_ ... (0: once at the end, no prefix)")
+  p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
   args = p.parse_args()
+  if args.threads is not None:
+    import torch  # pylint: disable=import-outside-toplevel
+    torch.set_num_threads(args.threads)
+  if args.checkpoints < 0 or args.checkpoints > args.steps:
+    raise SystemExit(f"error: --checkpoints must be in [0, --steps], got {args.checkpoints}")
   dataset = mdp_dataset(args.dataset)
   algo = make_algo(args.algo, args.steps, args.seed, args.device)
   if args.mode == "speed":
@@ -109,12 +116,12 @@ def main():
       json.dump({"steps_per_second": args.steps / seconds, "seconds": seconds}, f)
     return
   out, fit_seconds = {}, 0.0
-  for j in range(args.checkpoints):
+  segments = max(args.checkpoints, 1)
+  for j in range(segments):
     start = time.perf_counter()
-    steps = args.steps * (j + 1) // args.checkpoints - args.steps * j // args.checkpoints
-    fit(algo, dataset, steps)
+    fit(algo, dataset, args.steps * (j + 1) // segments - args.steps * j // segments)
     fit_seconds += time.perf_counter() - start
-    prefix = f"ckpt{j + 1}_" if args.checkpoints > 1 else ""
+    prefix = f"ckpt{j + 1}_" if args.checkpoints else ""
     out.update({prefix + k: v for k, v in export_actor(algo, dataset).items()})
   out["fit_seconds"] = np.float64(fit_seconds)
   np.savez(args.out, **out)

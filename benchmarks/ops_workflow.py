@@ -19,7 +19,14 @@ Candidates on both sides: TD3+BC and IQL (`--agents`) × `--num_seeds` seeds × 
 
 The true values of SCOPE-RL's candidates (for its selection metrics) are Monte-Carlo
 returns on our env, computed here and not timed; ours are part of our ops run and timed
-as their own stage, which the ratio leaves out. SCOPE-RL needs every trajectory to last
+as their own stage, which the ratio leaves out. What the rows hold: "training" is our ops
+run's time to its trained candidates (dataset load, compilation, and the runner's 2
+evaluation episodes per checkpoint included) against the d3rlpy processes' wall time
+(Python and torch start-up, dataset building and the export check included; d3rlpy's
+`fit` alone is printed too); "OPE" is FQE and the estimators on both sides (our first
+call, compilation included; SCOPE-RL without a warm-up); our "selection" also holds the
+CDF estimators and the risk metrics, which SCOPE-RL's pipeline here does not run. torch
+gets --threads threads (default: every core), as XLA does. SCOPE-RL needs every trajectory to last
 T steps, so the dataset must have no early termination (dmc/ tasks, brax/halfcheetah).
 Writes <workdir>/ops_workflow.json and prints the table.
 """
@@ -45,6 +52,9 @@ flags.DEFINE_integer("fqe_steps_per_stage", 50, "FQE steps per stage (ours); SCO
 flags.DEFINE_integer("true_episodes", 64, "Episodes per SCOPE-RL candidate for its true value.")
 flags.DEFINE_float("bandwidth", 0.3, "Action kernel bandwidth.")
 flags.DEFINE_float("discount", None, "Discount; default: the dataset's.")
+flags.DEFINE_integer("threads", None, "torch threads on SCOPE-RL's side; default: the CPU count "
+                     "(XLA uses every core on ours).")
+STEPS_PER_UPDATE = 1000   # the offline agents' grad_steps per update: our checkpoints fall on them
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,6 +79,10 @@ def main(argv):
   bad = [a for a in FLAGS.agents if a not in ("td3_bc", "iql")]
   if bad:
     sys.exit(f"error: --agents takes td3_bc and iql (d3rlpy has both), got {bad}")
+  if FLAGS.num_evals < 1 or FLAGS.grad_steps % (FLAGS.num_evals * STEPS_PER_UPDATE):
+    sys.exit(f"error: --grad_steps must be a multiple of --num_evals x {STEPS_PER_UPDATE} (our runs "
+             "checkpoint between updates of that many steps), so that both sides' checkpoints "
+             f"fall on the same steps; got {FLAGS.grad_steps} and {FLAGS.num_evals}")
   # pylint: disable=import-outside-toplevel
   import jax
   import numpy as np
@@ -78,20 +92,37 @@ def main(argv):
   from evaluation import data as data_lib
   from evaluation.ope import FQEConfig
 
+  threads = FLAGS.threads or os.cpu_count()
   data = data_lib.load(FLAGS.dataset)
-  if bool(np.any(np.asarray(data.terminated))):
-    sys.exit(f"error: {FLAGS.dataset} has early terminations; SCOPE-RL needs every trajectory "
-             "to last T steps (use a dmc/ task or brax/halfcheetah)")
-  discount = float(data.metadata.get("discount", 0.99) if FLAGS.discount is None else FLAGS.discount)
+  if bool(np.any(np.asarray(data.terminated))) or bool(np.any(np.asarray(data.truncated)[:, :-1])):
+    sys.exit(f"error: {FLAGS.dataset} has trajectories that end before step T; SCOPE-RL needs "
+             "every trajectory to last T steps (use a dmc/ task or brax/halfcheetah)")
+  if FLAGS.discount is None and "discount" not in data.metadata:
+    sys.exit(f"error: {FLAGS.dataset}.json records no discount; pass --discount")
+  discount = float(data.metadata["discount"] if FLAGS.discount is None else FLAGS.discount)
   n, horizon = data.reward.shape
   os.makedirs(FLAGS.workdir, exist_ok=True)
   common = [f"--num_seeds={FLAGS.num_seeds}", f"--grad_steps={FLAGS.grad_steps}",
             f"--num_evals={FLAGS.num_evals}"]
+  # A workdir serves one setting: its cached runs and timings are reused only for it.
+  setting = {k: FLAGS[k].value for k in ("dataset", "env", "agents", "num_seeds", "grad_steps",
+                                          "num_evals", "fqe_steps_per_stage", "bandwidth")}
+  setting_path = os.path.join(FLAGS.workdir, "setting.json")
+  if os.path.exists(setting_path):
+    with open(setting_path) as f:
+      if json.load(f) != json.loads(json.dumps(setting)):
+        sys.exit(f"error: {FLAGS.workdir} holds a run with other settings ({setting_path}); "
+                 "use another --workdir")
+  with open(setting_path, "w") as f:
+    json.dump(setting, f, indent=1)
 
-  # Ours: one process, fresh workdir (a finished one is reused: its timings are kept).
+  # Ours: one process from scratch (a finished one is reused: its timings are kept).
   ours_dir = os.path.join(FLAGS.workdir, "ours")
   summary_path = os.path.join(ours_dir, "ops_summary.json")
   if not os.path.exists(summary_path):
+    if os.path.exists(os.path.join(ours_dir, "candidates")):
+      sys.exit(f"error: {ours_dir} holds candidate runs of an interrupted run; a resumed run "
+               "would not time their training: remove it")
     print("ours: experiments.ops", flush=True)
     ours_wall = run([sys.executable, "-m", "experiments.ops", f"--dataset={FLAGS.dataset}",
                      f"--env={FLAGS.env}", f"--workdir={ours_dir}", f"--agents={','.join(FLAGS.agents)}",
@@ -118,7 +149,8 @@ def main(argv):
         print(f"d3rlpy: {agent} seed {seed}", flush=True)
         wall = run([FLAGS.scope_python, side, "--mode=train", f"--algo={agent}",
                     f"--dataset={os.path.abspath(FLAGS.dataset)}", f"--steps={FLAGS.grad_steps}",
-                    f"--seed={seed}", f"--checkpoints={FLAGS.num_evals}", f"--out={path}.tmp.npz"],
+                    f"--seed={seed}", f"--checkpoints={FLAGS.num_evals}", f"--threads={threads}",
+                    f"--out={path}.tmp.npz"],
                    os.path.join(scope_dir, f"{agent}_seed{seed}.log"))
         with np.load(path + ".tmp.npz") as f:
           arrays = {k: f[k] for k in f.files}
@@ -132,6 +164,10 @@ def main(argv):
         actors.append(((agent, c, seed), {k[len(f"ckpt{c}_"):]: v for k, v in arrays.items()
                                            if k.startswith(f"ckpt{c}_")}))
   actors.sort(key=lambda x: (FLAGS.agents.index(x[0][0]), x[0][1], x[0][2]))
+  ours_labels = [(c["agent"], c["checkpoint"], c["seed"]) for c in ours["candidates"]]
+  if ours_labels != [a[0] for a in actors]:
+    sys.exit(f"error: the two sides' candidates differ: ours {ours_labels}, SCOPE-RL's "
+             f"{[a[0] for a in actors]}")
 
   # True values of SCOPE-RL's candidates on our env (untimed), then the export.
   env = envs.make(FLAGS.env)
@@ -167,9 +203,11 @@ def main(argv):
   if not os.path.exists(pipeline_json):
     print(f"SCOPE-RL: OPE and selection of {len(actors)} candidates", flush=True)
     run([FLAGS.scope_python, os.path.join(ROOT, "benchmarks", "scope_rl_pipeline.py"),
-         f"--dir={scope_dir}", "--no_warmup"], os.path.join(scope_dir, "pipeline.log"))
+         f"--dir={scope_dir}", "--no_warmup", f"--threads={threads}"],
+        os.path.join(scope_dir, "pipeline.log"))
   with open(pipeline_json) as f:
-    scope = json.load(f)["totals"]
+    pipeline = json.load(f)
+  scope = pipeline["totals"]
 
   t = ours["timing"]
   ours_ope = t["ope_seconds"] + t["selection_seconds"]
@@ -186,7 +224,8 @@ def main(argv):
          "d3rlpy_train_process_seconds": train_seconds, "d3rlpy_fit_seconds": fit_seconds,
          "ours_true_values_seconds": t["true_values_seconds"],
          "rows": [{"stage": r[0], "ours": r[1], "scope_rl": r[2], "ratio": r[2] / r[1]} for r in rows],
-         "scope_true_values": true_values}
+         "scope_true_values": true_values, "torch_threads": pipeline["torch_threads"],
+         "jax_backend": jax.default_backend(), "cpu_count": os.cpu_count()}
   with open(os.path.join(FLAGS.workdir, "ops_workflow.json"), "w") as f:
     json.dump(out, f, indent=1)
   print(f"\n{len(actors)} candidates ({', '.join(FLAGS.agents)} x {FLAGS.num_seeds} seeds x "
@@ -195,7 +234,7 @@ def main(argv):
   for r in out["rows"]:
     print(f"| {r['stage']} | {r['ours']:.1f} | {r['scope_rl']:.1f} | {r['ratio']:.1f}x |")
   print(f"(d3rlpy's fit alone {fit_seconds:.1f} s; our true values {t['true_values_seconds']:.1f} s, untimed "
-        "on SCOPE-RL's side)")
+        f"on SCOPE-RL's side; torch threads {pipeline['torch_threads']}, jax on {jax.default_backend()})")
 
 
 if __name__ == "__main__":

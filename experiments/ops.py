@@ -75,6 +75,8 @@ def grid_points(grid, agent, agent_override):
       continue
     if key in keys or key in fixed:
       raise ValueError(f"--grid sets {agent}:{key} twice (or also in --agent_override)")
+    if len(set(values.split("|"))) < len(values.split("|")):
+      raise ValueError(f"--grid repeats a value in {g!r}")
     keys.append(key)
     axes.append([f"{key}={v}" for v in values.split("|")])
   return list(itertools.product(*axes))
@@ -96,7 +98,7 @@ def main(argv):
   from evaluation import candidates, data as data_lib, plots, sweep
   from evaluation.ope import CD_ESTIMATORS, ESTIMATORS, MARGINAL_ESTIMATORS, FQEConfig, MWLConfig
   from experiments import runner
-  from experiments.agents import OFFLINE, parse_overrides
+  from experiments.agents import OFFLINE, make_config, parse_overrides
   from experiments.checkpoints import CheckpointError
   from experiments.strict_json import clean
 
@@ -129,10 +131,18 @@ def main(argv):
   horizon = data.horizon
 
   # 1. candidates: every agent's seeds x checkpoints, deterministic
+  points = [(a, p) for a in FLAGS.agents for p in grids[a]]
+  overrides_of = lambda a, p: [o.split(":", 1)[1] for o in FLAGS.agent_override
+                               if o.split(":", 1)[0] == a] + list(p)
+  for agent_name, point in points:   # every grid point's config, before any training
+    try:
+      make_config(agent_name, [f"dataset={os.path.abspath(FLAGS.dataset)}",
+                                      *overrides_of(agent_name, point)])
+    except ValueError as e:
+      sys.exit(f"error: {agent_name} {' '.join(point)}: {e}")
   groups = []
-  for agent_name, point in [(a, p) for a in FLAGS.agents for p in grids[a]]:
-    overrides = [o.split(":", 1)[1] for o in FLAGS.agent_override
-                 if o.split(":", 1)[0] == agent_name] + list(point)
+  for agent_name, point in points:
+    overrides = overrides_of(agent_name, point)
     spec = runner.RunSpec(agent=agent_name, env=FLAGS.env, num_seeds=FLAGS.num_seeds,
                           total_steps=FLAGS.grad_steps, seed=FLAGS.seed,
                           num_evals=FLAGS.num_evals, eval_episodes=2,
@@ -229,7 +239,9 @@ def main(argv):
   shown = sorted({int(order[0]), int(order[num // 2]), int(order[-1])})
   plots.return_cdfs(np.asarray(thresholds), np.asarray(risk["true_cdf"]),
                     {n: np.asarray(c)[0] for n, c in cdfs.items()}, shown,
-                    [f"{labels[p]['agent']} ckpt {labels[p]['checkpoint']} seed {labels[p]['seed']}"
+                    [f"{labels[p]['agent']}"
+                     + "".join(f" {k}={v}" for k, v in labels[p].get("config", {}).items())
+                     + f" ckpt {labels[p]['checkpoint']} seed {labels[p]['seed']}"
                      f" (V {true_mean[p]:.1f})" for p in shown],
                     os.path.join(FLAGS.workdir, "return_cdfs.png"),
                     f"{title}: return CDFs (worst, median, best)")

@@ -28,14 +28,20 @@ minibatch) unless given; "linear", φ(x)ᵀφ(y), for which μ̂ is computed in 
 (with one-hot features the test class is every tabular function, and the minimiser is
 the exact ratio).
 
-Estimators, per trajectory i (SCOPE-RL's `StateActionMarginalIS` / `StateActionMarginalDR`
-with n_step_pdis = 0, in `scope_rl/ope/continuous/marginal_estimators.py`):
+Estimators, per trajectory i:
 
   SAM-IS  mean_i Σ_t γ^t w(x_t) r_t
   SAM-DR  mean_i [ V̂_0(s_0) + Σ_t γ^t w(x_t) (r_t + γ m_t V̂_{t+1}(s_{t+1}) − Q̂_t(s_t, a_t)) ]
 
-SAM-DR is unbiased when either w is the occupancy ratio or Q̂ is π_e's Q. Neither needs
-the behaviour policy's density, nor an action kernel for deterministic π_e.
+SAM-DR is unbiased when either w is the occupancy ratio or Q̂ is π_e's Q (with V̂ its mean
+under π_e). Neither needs the behaviour policy's density, nor an action kernel for
+deterministic π_e. SAM-IS is SCOPE-RL's `StateActionMarginalIS` with n_step_pdis = 0
+(`scope_rl/ope/continuous/marginal_estimators.py`). Its `StateActionMarginalDR` uses
+Q̂(s_t, π(s_t)) at the same step in place of V̂_{t+1}(s_{t+1}); that term does not cancel
+Q̂(s_t, a_t) in expectation, so it is not doubly robust, and we keep the standard form.
+SCOPE-RL's MWL (`minimax_weight_learning_continuous.py`) differs as well: it feeds the
+logged (behaviour) actions where the loss needs π_e's, learns a stationary ratio without
+time, and uses the biased one-batch loss.
 """
 
 from __future__ import annotations
@@ -184,7 +190,10 @@ def mwl(data: LoggedData, sample_action: Callable[[Any, jax.Array, jax.Array], j
 
   (params, _), _ = jax.lax.scan(step, (params, opt.init(params)),
                                 jax.random.split(k_steps, config.steps))
-  return weight(params, scale(feats)) * mask
+  # evaluated one time step at a time: [N, F] per step keeps the network's activations
+  # (vmapped over candidates by the sweep) at [P, N, hidden], not [P, N, T, hidden]
+  w = jax.lax.map(lambda z: weight(params, scale(z)), jnp.swapaxes(feats, 0, 1))
+  return jnp.swapaxes(w, 0, 1) * mask
 
 
 def sam_is(data: LoggedData, w: jax.Array, discount: float) -> jax.Array:

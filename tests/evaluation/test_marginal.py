@@ -31,11 +31,13 @@ def exact_ratios(behavior, target):
 
 
 def tabular(obs, action, t, horizon):
-  """One-hot of (t, s, go): obs [..., 2] is one-hot(s) (0 on padding) -> [..., 4T]."""
+  """One-hot of (t, s, go), obs [..., 2] being one-hot(s) (0 on padding), and a constant 1
+  -> [..., 4T + 1]. The constant is non-zero on padding and at t = T too, so the test
+  functions see whether the loss stops at each episode's end (m_t)."""
   go = (action[..., 0] > 0).astype(jnp.float32)
   f = (jax.nn.one_hot(t, horizon)[..., :, None, None] * obs[..., None, :, None]
        * jnp.stack([1 - go, go], -1)[..., None, None, :])
-  return f.reshape(f.shape[:-3] + (-1,))
+  return jnp.concatenate([f.reshape(f.shape[:-3] + (-1,)), jnp.ones_like(go)[..., None]], -1)
 
 
 def sample_target(params, obs, key):
@@ -53,25 +55,28 @@ def cells(data, states):
 
 def least_squares_ratios(data, states):
   """The finite-sample MWL solution for the tabular class, solved directly: w [T, 2, 2]
-  with mean_i Σ_t γ^t w(c_t)(1{c_t = c} − γ m_t P_e(c'_t = c)) = P_e(c_0 = c) for all c."""
+  with mean_i Σ_t γ^t w(c_t)(f(c_t) − γ m_t E_e f(c'_t)) = E_e f(c_0) for f = 1{· = c}
+  for every cell c, and for f = 1 (least squares over these 4T + 1 equations)."""
   t, s, go, valid = cells(data, states)
   m = np.asarray(mg.continuation(data))
   p_e = mdp.p_go(*TARGET)
   num = mdp.T * 4
   index = lambda tt, ss, gg: (tt * 2 + ss) * 2 + gg
-  a, b = np.zeros((num, num)), np.zeros(num)
+  a, b = np.zeros((num, num + 1)), np.zeros(num + 1)   # a[cell, test function]
   for i, j in zip(*np.nonzero(valid)):
     row = index(t[i, j], s[i, j], go[i, j])
     g = mdp.GAMMA ** j / N
     a[row, row] += g
+    a[row, num] += g * (1 - mdp.GAMMA * m[i, j])       # f = 1
     if m[i, j]:
       nxt = go[i, j]                                  # the next state is the chosen go
       for g2, p in ((0, 1 - p_e[nxt]), (1, p_e[nxt])):
         a[row, index(j + 1, nxt, g2)] -= mdp.GAMMA * g * p
-  b[index(0, 0, 0)], b[index(0, 0, 1)] = 1 - p_e[0], p_e[0]
-  seen = a.diagonal() > 0
+  b[index(0, 0, 0)], b[index(0, 0, 1)], b[num] = 1 - p_e[0], p_e[0], 1.0
+  seen = np.diag(a[:, :num]) > 0
   w = np.full(num, np.nan)
-  w[seen] = np.linalg.lstsq(a[np.ix_(seen, seen)].T, b[seen], rcond=None)[0]
+  cols = np.concatenate([seen, [True]])
+  w[seen] = np.linalg.lstsq(a[np.ix_(seen, cols)].T, b[cols], rcond=None)[0]
   return w.reshape(mdp.T, 2, 2)
 
 
