@@ -30,10 +30,10 @@ import numpy as np
 from absl import app, flags, logging
 
 from benchmarks.d3rlpy_side import jax_policy
-from benchmarks.learning_summary import iqm_ci
 from evaluation import data as data_lib
 from evaluation import dataset_measures
 from experiments import runner
+from experiments.aggregate import iqm_ci
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("datasets", [], "env:directory pairs of make_dataset outputs.")

@@ -37,8 +37,8 @@ import numpy as np
 from absl import app, flags
 
 from algorithms import props
-from benchmarks.learning_summary import iqm_ci
 from experiments import runner
+from experiments.aggregate import iqm_ci
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("env", "brax/hopper", "Env name.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import warnings
@@ -159,6 +160,30 @@ def _playground_env(name: str, task: str, kwargs: dict, episode_length: int) -> 
   return PlaygroundEnv(name, task, inner, episode_length, fidelity)
 
 
+@contextlib.contextmanager
+def _mjx_on_local_device():
+  """MJX's put_model, as Brax and Playground call it (no device), puts the model on
+  jax.devices()[0]; under jax.distributed that is process 0's device, which the other
+  processes cannot use (a multi-host sweep, experiments.sweep, runs each process's own
+  programs on its own devices). While an env is built in a multi-process job, put_model
+  defaults to this process's first device instead. One process: nothing changes."""
+  import jax  # pylint: disable=import-outside-toplevel
+  if jax.process_count() == 1:
+    yield
+    return
+  from mujoco import mjx  # pylint: disable=import-outside-toplevel
+  put_model = mjx.put_model
+
+  def local_put_model(m, device=None, **kwargs):
+    return put_model(m, device=device or jax.local_devices()[0], **kwargs)
+
+  mjx.put_model = local_put_model
+  try:
+    yield
+  finally:
+    mjx.put_model = put_model
+
+
 def make(name: str, **kwargs) -> Env:
   """Builds an env: `make("brax/inverted_pendulum")`, `make("dmc/cartpole_balance")`.
 
@@ -194,10 +219,12 @@ def make(name: str, **kwargs) -> Env:
   if backend == "brax":
     _check_kwargs(name, kwargs, {**_COMMON_KWARGS, **_brax_kwargs(task)})
     from brax import envs as brax_envs  # pylint: disable=import-outside-toplevel
-    base: Env = BackendEnv(name, brax_envs.get_environment(task, **kwargs), episode_length)
+    with _mjx_on_local_device():
+      base: Env = BackendEnv(name, brax_envs.get_environment(task, **kwargs), episode_length)
   else:
     _check_kwargs(name, kwargs, {**_COMMON_KWARGS, **_playground_kwargs(task)})
-    base = _playground_env(name, task, kwargs, episode_length)
+    with _mjx_on_local_device():
+      base = _playground_env(name, task, kwargs, episode_length)
     low, high = base.backend_env.mj_model.actuator_ctrlrange.T
     if not ((low == -1).all() and (high == 1).all()):
       raise EnvError(f"{name}: actuator range {low}..{high} is not [-1, 1]")

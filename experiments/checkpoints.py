@@ -97,14 +97,26 @@ def checkpoint_digest(step_dir: str) -> Optional[dict]:
 class Checkpointer:
   """Keeps the last `max_to_keep` (None: all) states under `directory`, by integer step."""
 
-  def __init__(self, directory: str, max_to_keep: Optional[int] = 2):
+  def __init__(self, directory: str, max_to_keep: Optional[int] = 2, local: bool = False):
+    """`local`: this process alone writes and reads `directory` (a multi-host sweep's own
+    program), with no barrier across the other processes; else every process of a
+    multi-host run takes part and process 0 writes."""
     self.directory = os.path.abspath(directory)
     self._max_to_keep = max_to_keep
+    self._local = local
+    # a process's own checkpoints in a multi-process job go through host (numpy) arrays
+    self._host_arrays = local and jax.process_count() > 1
     self._mngr = self._open()
 
   def _open(self):
+    multi = {}
+    if self._local and jax.process_count() > 1:
+      me = jax.process_index()
+      os.makedirs(self.directory, exist_ok=True)   # orbax will not create it for a subset
+      multi = {"create": False, "multiprocessing_options": ocp.options.MultiprocessingOptions(
+          primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"local{me}")}
     return ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=self._max_to_keep))
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=self._max_to_keep, **multi))
 
   def all_steps(self) -> list[int]:
     """Every saved step, ascending."""
@@ -123,10 +135,12 @@ class Checkpointer:
     """Saves `state` (a pytree of arrays) as `step`, then its digest; returns when both
     are on disk. Raises CheckpointError if it cannot be written (the older steps stay)."""
     saveable = {k: x for k, x in _leaves(state) if np.size(x) > 0}
+    if self._host_arrays:  # orbax saves only globally addressable jax.Arrays across processes
+      saveable = jax.device_get(saveable)
     try:
       self._mngr.save(step, args=ocp.args.StandardSave(saveable), force=True)
       self._mngr.wait_until_finished()
-      if jax.process_index() != 0:
+      if jax.process_index() != 0 and not self._local:
         return
       step_dir = os.path.join(self.directory, str(step))
       tmp = os.path.join(step_dir, DIGEST + ".tmp")
@@ -151,8 +165,8 @@ class Checkpointer:
     if problem:
       raise CheckpointError(f"checkpoint {step} is damaged: {problem}", damaged=True)
     named = _leaves(template)
-    default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    if to_host:
+    default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    if to_host or self._host_arrays:
       target = {k: np.zeros(x.shape, x.dtype) for k, x in named if np.size(x) > 0}
     else:
       target = {k: jax.ShapeDtypeStruct(x.shape, x.dtype,

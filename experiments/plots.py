@@ -33,3 +33,20 @@ def learning_curve(records: list[dict], path: str, title: str) -> None:
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def sensitivity(values, iqm, lo, hi, field: str, path: str, title: str) -> None:
+  """Final return (IQM with its 95% CI) against a swept field's values; a log x-axis when
+  the values are positive and span a factor of 10 or more."""
+  fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+  values, iqm, lo, hi = map(np.asarray, (values, iqm, lo, hi))
+  ax.errorbar(values, iqm, yerr=[iqm - lo, hi - iqm], fmt="o-", capsize=3)
+  if values.min() > 0 and values.max() >= 10 * values.min():
+    ax.set_xscale("log")
+  ax.set_xlabel(field)
+  ax.set_ylabel("final return (IQM, 95% CI)")
+  ax.set_title(title, fontsize=8)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)

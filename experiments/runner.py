@@ -66,6 +66,10 @@ class RunSpec:
   env_args: tuple[str, ...] = ()
   # |loss| (or |kl|) past this marks a seed diverged; inf: only non-finite parameters do.
   divergence_bound: float = DIVERGENCE_BOUND
+  # Hyperparameter points trained in the same program as the seeds: ((field, (v_1, …, v_G)),
+  # …) gives G points; the vmapped axis holds G × num_seeds members, point-major, with the
+  # config fields as traced values (experiments.sweep). () is a plain run.
+  traced: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
   def __post_init__(self):
     # A dmc/ run records its env fidelity, so that a later default cannot change a resumed run.
@@ -82,11 +86,24 @@ class RunSpec:
     if not self.divergence_bound > 0:
       raise ValueError(f"--divergence_bound must be positive (inf: no bound), "
                        f"got {self.divergence_bound}")
+    if len({len(v) for _, v in self.traced}) > 1 or any(len(v) == 0 for _, v in self.traced):
+      raise ValueError("traced fields need the same, non-zero number of values each")
+
+  @property
+  def num_points(self) -> int:
+    """Hyperparameter points in this program (1 for a plain run)."""
+    return len(self.traced[0][1]) if self.traced else 1
+
+  @property
+  def num_members(self) -> int:
+    """Entries of the vmapped axis: points × seeds, point-major."""
+    return self.num_points * self.num_seeds
 
 
-def seed_sharding(num_seeds: int) -> Optional[NamedSharding]:
-  """Shards the leading seed axis over as many devices as divide `num_seeds` (None if 1)."""
-  devices = jax.devices()
+def seed_sharding(num_seeds: int, local: bool = False) -> Optional[NamedSharding]:
+  """Shards the leading seed axis over as many devices as divide `num_seeds` (None if 1):
+  of every process (one multi-host program), or of this process only (`local`)."""
+  devices = jax.local_devices() if local else jax.devices()
   n = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
   if n == 1:
     return None
@@ -158,6 +175,7 @@ def _stored_config(path: str) -> dict:
   if "env" in cfg:
     cfg["env_args"] = list(with_fidelity(cfg["env"], tuple(cfg.get("env_args", ())), "playground"))
     cfg.setdefault("divergence_bound", DIVERGENCE_BOUND)  # written before issue 14
+    cfg.setdefault("traced", [])                           # written before issue 17
   return cfg
 
 
@@ -176,17 +194,43 @@ def _check_workdir(workdir: str, config: dict) -> None:
 
 
 def build(spec: RunSpec):
-  """(agent config, env, Agent) for a validated `spec`."""
+  """(agent config, env, Agent) for a validated `spec` (with traced fields: the first
+  point's config and agent, each point's config validated with its concrete values)."""
   spec.validate()
   config = make_config(spec.agent, list(spec.overrides))
   if getattr(config, "total_steps", None) == 0:  # agents whose schedules span the run
     config = dataclasses.replace(config, total_steps=spec.total_steps)
+  for g in range(spec.num_points):
+    point = dataclasses.replace(config, **{f: v[g] for f, v in spec.traced})
+    point.validate()
+  config = dataclasses.replace(config, **{f: v[0] for f, v in spec.traced})
   env = envs.make(spec.env, **parse_overrides(list(spec.env_args), {}, "--env_arg"))
   return config, env, AGENTS[spec.agent][1](config, env)
 
 
+def traced_agent(agent_name: str, config, env, values: dict):
+  """The agent with config fields set to traced `values` {field: scalar tracer}, built
+  inside a traced function (its config is validated per point by `build`; here
+  validation, which would branch on the tracers, is skipped)."""
+  cls = type(config)
+  unchecked = type(cls.__name__, (cls,), {"validate": lambda self: None})
+  fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+  return AGENTS[agent_name][1](unchecked(**{**fields, **values}), env)
+
+
+def member_values(spec: RunSpec) -> dict:
+  """{field: [members] float32}: each member's traced values (point-major)."""
+  return {f: jnp.repeat(jnp.asarray(v, jnp.float32), spec.num_seeds) for f, v in spec.traced}
+
+
+def member_keys(spec: RunSpec) -> jax.Array:
+  """[members] training keys: seed s of every point gets the key of seed s of a plain run."""
+  return jnp.tile(jax.random.split(jax.random.PRNGKey(spec.seed), spec.num_seeds), (spec.num_points, 1))
+
+
 def train(spec: RunSpec, workdir: str, progress: bool = True,
-          max_chunks: Optional[int] = None, keep_checkpoints: bool = False) -> dict:
+          max_chunks: Optional[int] = None, keep_checkpoints: bool = False,
+          local_devices: bool = False) -> dict:
   """Runs (or resumes) `spec` in `workdir`; returns the summary written to summary.json.
 
   `max_chunks` stops after that many chunks in this call (for time-limited jobs; a
@@ -194,6 +238,7 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   `preempted` that a SIGTERM stopped it at a checkpoint; `diverged` lists the frozen
   seeds (`all_diverged`: the run stopped because no seed was left).
   `keep_checkpoints` keeps every chunk's checkpoint (e.g. as OPE candidates), not the last 2.
+  `local_devices` runs on this process's devices only (a multi-host sweep's own program).
   Raises ValueError / EnvError for a bad spec, RunError when the workdir is in use, cannot
   be written, or holds no readable checkpoint.
   """
@@ -202,7 +247,7 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   try:
     os.makedirs(workdir, exist_ok=True)
     lock = WorkdirLock(workdir)
-    if jax.process_index() == 0:  # the hosts of one multi-host run share the workdir
+    if local_devices or jax.process_index() == 0:  # one multi-host run shares its workdir
       lock.acquire()
   except WorkdirLocked as e:
     raise RunError(str(e)) from None
@@ -211,7 +256,7 @@ def train(spec: RunSpec, workdir: str, progress: bool = True,
   try:
     with Preemption() as preemption:
       return _train(spec, workdir, config, agent, env, t_start, progress, max_chunks,
-                    keep_checkpoints, preemption)
+                    keep_checkpoints, preemption, local_devices)
   finally:
     lock.release()
 
@@ -231,7 +276,7 @@ def _warn(message: str) -> None:
 
 
 def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, keep_checkpoints,
-           preemption) -> dict:
+           preemption, local_devices=False) -> dict:
   num_updates = -(-spec.total_steps // agent.steps_per_update)
   updates_per_chunk = -(-num_updates // spec.num_evals)
   num_chunks = -(-num_updates // updates_per_chunk)
@@ -250,35 +295,44 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
   except OSError as e:
     raise unwritable("config.json", e, None) from None
 
-  sharding = seed_sharding(spec.num_seeds)
-  keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.num_seeds)
-  init = jax.jit(jax.vmap(agent.init), out_shardings=sharding)
+  members = spec.num_members
+  sharding = seed_sharding(members, local_devices)
+  keys = member_keys(spec)
+  hyper = member_values(spec)          # {} for a plain run
+  if sharding is not None:
+    hyper = jax.device_put(hyper, sharding)
+  # With traced fields each member's agent is built inside the vmapped function, from its
+  # own values; a plain run uses the one agent.
+  agent_of = (lambda h: traced_agent(spec.agent, config, env, h)) if spec.traced else (lambda h: agent)
+  init = jax.jit(jax.vmap(lambda h, k: agent_of(h).init(k)), out_shardings=sharding)
   bound = None if math.isinf(spec.divergence_bound) else spec.divergence_bound
   # Outputs pinned to the seed sharding: XLA would otherwise replicate the zero-size
   # arrays of MJX states, and the next call would reject them.
   # An offline agent's dataset is an argument, shared by every seed (not a constant).
-  chunk = jax.jit(jax.vmap(lambda s, d: divergence.run_guarded_updates(
-      agent, s, updates_per_chunk, bound, d), in_axes=(0, None)),
-                  donate_argnums=0, out_shardings=sharding)
+  chunk = jax.jit(jax.vmap(lambda h, s, d: divergence.run_guarded_updates(
+      agent_of(h), s, updates_per_chunk, bound, d), in_axes=(0, 0, None)),
+                  donate_argnums=1, out_shardings=sharding)
   # Writes frozen seeds' states back into the batch: state [S, ...], seeds [F], values [F, ...].
   put_seeds = jax.jit(lambda state, seeds, values: jax.tree.map(
       lambda x, v: x.at[seeds].set(v), state, values), donate_argnums=0, out_shardings=sharding)
 
-  def _eval(state, key):
-    policy = agent.make_policy(agent.policy_params(state), True)
+  def _eval(h, state, key):
+    a = agent_of(h)
+    policy = a.make_policy(a.policy_params(state), True)
     return envs.episode_returns(env, policy, key, spec.eval_episodes)
 
   evaluate_seeds = jax.jit(jax.vmap(_eval))
 
   def eval_keys(index):  # independent of the training keys: evaluation never changes training
-    return jax.random.split(jax.random.fold_in(jax.random.PRNGKey(spec.seed), 1_000_003 + index),
-                            spec.num_seeds)
+    return jnp.tile(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(spec.seed),
+                                                        1_000_003 + index), spec.num_seeds),
+                    (spec.num_points, 1))
 
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   summary_path = os.path.join(workdir, "summary.json")
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
-                      max_to_keep=None if keep_checkpoints else 2)
-  template = jax.eval_shape(init, keys)
+                      max_to_keep=None if keep_checkpoints else 2, local=local_devices)
+  template = jax.eval_shape(init, hyper, keys)
   diverged: dict[int, dict] = {}     # seed -> report
   frozen: dict[int, Any] = {}        # seed -> its state (host arrays) while frozen
   try:
@@ -297,7 +351,7 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
       raise RunError(str(e)) from None
     fresh = start is None
     if fresh:
-      state = init(keys)
+      state = init(hyper, keys)
       start = 0
       if os.path.exists(metrics_path):
         os.remove(metrics_path)
@@ -318,12 +372,14 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
     saved = start if start > 0 else None
 
     def record(index, state, train_metrics):
-      returns = np.asarray(evaluate_seeds(state, eval_keys(index)))
+      returns = np.asarray(evaluate_seeds(hyper, state, eval_keys(index)))
       rows = []
-      for s in range(spec.num_seeds):
+      for s in range(members):
         row = {"chunk": index, "env_steps": agent.init_steps + index * steps_per_chunk, "seed": s,
                "eval_return": float(returns[s].mean()),
                "eval_return_std": float(returns[s].std())}
+        if spec.traced:  # "seed" is the member; its point and the point's seed index
+          row.update(point=s // spec.num_seeds, point_seed=s % spec.num_seeds)
         for k, v in (train_metrics or {}).items():
           vals = np.asarray(v[s], np.float64)
           row[f"train/{k}"] = (None if s in diverged else  # a frozen seed's updates are not kept
@@ -351,24 +407,25 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
     compile_seconds, train_seconds = 0.0, 0.0
     if start < stop:
       t = time.time()
-      compiled = chunk.lower(state, agent.data).compile()
+      compiled = chunk.lower(hyper, state, agent.data).compile()
       compile_seconds = time.time() - t
     bar = tqdm(total=num_chunks, initial=start, disable=not progress, unit="chunk",
-               desc=f"{spec.agent} on {spec.env} x{spec.num_seeds} seeds", file=sys.stderr)
+               desc=f"{spec.agent} on {spec.env} x{spec.num_seeds} seeds"
+                    + (f" x{spec.num_points} points" if spec.traced else ""), file=sys.stderr)
     names = None
     done, preempted_at = start, None
     for c in range(start, stop):
-      if len(diverged) == spec.num_seeds:
+      if len(diverged) == members:
         break
       if preemption.requested is not None:  # during restore or compile: chunk c is saved
         preempted_at = c
         break
       t = time.time()
-      state, train_metrics, first_bad, code = compiled(state, agent.data)
+      state, train_metrics, first_bad, code = compiled(hyper, state, agent.data)
       jax.block_until_ready(state)
       train_seconds += time.time() - t
       first_bad, code = np.asarray(first_bad), np.asarray(code)
-      new = [s for s in range(spec.num_seeds) if first_bad[s] != divergence.HEALTHY
+      new = [s for s in range(members) if first_bad[s] != divergence.HEALTHY
              and s not in diverged]
       if new:
         names = names or divergence.watched_metrics(train_metrics)
@@ -411,11 +468,12 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
   reference = _reference_returns(config)
   summary = {
       "agent": spec.agent, "env": spec.env, "num_seeds": spec.num_seeds,
+      **({"num_points": spec.num_points, "members": members} if spec.traced else {}),
       "total_steps": agent.init_steps + done * steps_per_chunk,
       "requested_steps": spec.total_steps,
       "final_return": final,
       "final_return_mean": float(np.mean(final)),
-      "steps_per_second": (trained_chunks * steps_per_chunk * spec.num_seeds / train_seconds
+      "steps_per_second": (trained_chunks * steps_per_chunk * members / train_seconds
                            if train_seconds > 0 else None),
       "compile_seconds": compile_seconds,
       "wall_seconds": time.time() - t_start,
@@ -425,7 +483,7 @@ def _train(spec, workdir, config, agent, env, t_start, progress, max_chunks, kee
       "devices": len(sharding.mesh.devices.ravel()) if sharding is not None else 1,
       "setup_seconds": t0 - t_start,
       "diverged": [diverged[s] for s in sorted(diverged)],
-      "all_diverged": len(diverged) == spec.num_seeds,
+      "all_diverged": len(diverged) == members,
       "preempted": preempted_at is not None and done < stop,
   }
   if reference:  # an offline run: D4RL's normalised score from its dataset's references
@@ -458,8 +516,10 @@ def exit_unless_finished(summary: dict, workdir: str, what: str) -> None:
 def read_spec(workdir: str) -> dict:
   """The RunSpec fields stored in `workdir`/config.json."""
   cfg = _stored_config(os.path.join(workdir, "config.json"))
-  return {k: tuple(v) if isinstance(v, list) else v
-          for k, v in cfg.items() if k != "agent_config"}
+  out = {k: tuple(v) if isinstance(v, list) else v
+         for k, v in cfg.items() if k != "agent_config"}
+  out["traced"] = tuple((f, tuple(v)) for f, v in cfg.get("traced", ()))
+  return out
 
 
 def checkpoint_steps(workdir: str) -> list[int]:
@@ -471,12 +531,13 @@ def checkpoint_steps(workdir: str) -> list[int]:
 
 
 def load_state(workdir: str, step: Optional[int] = None) -> Any:
-  """The train state [num_seeds, ...] of checkpoint `step` (default: the last), as numpy."""
+  """The train state [members, ...] of checkpoint `step` (default: the last), as numpy
+  (members = seeds for a plain run; points × seeds, point-major, with traced fields)."""
   spec = RunSpec(**read_spec(workdir))
   _, _, agent = build(spec)
-  keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.num_seeds)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=None)
   step = ckpt.latest_step() if step is None else step
-  state = ckpt.restore(step, jax.eval_shape(jax.vmap(agent.init), keys))
+  # the state's shapes do not depend on traced values: the first point's agent gives them
+  state = ckpt.restore(step, jax.eval_shape(jax.vmap(agent.init), member_keys(spec)))
   ckpt.close()
   return jax.tree.map(np.asarray, state)
