@@ -168,7 +168,9 @@ def _mjx_on_local_device():
   programs on its own devices). While an env is built in a multi-process job, put_model
   defaults to this process's first device instead. One process: nothing changes."""
   import jax  # pylint: disable=import-outside-toplevel
-  if jax.process_count() == 1:
+  # is_initialized, not process_count: the latter would start the backends, after which
+  # jax.distributed.initialize can no longer be called
+  if not jax.distributed.is_initialized() or jax.process_count() == 1:
     yield
     return
   from mujoco import mjx  # pylint: disable=import-outside-toplevel

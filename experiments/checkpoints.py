@@ -128,7 +128,10 @@ class Checkpointer:
 
   def reached_preemption(self, step: int) -> bool:
     """Whether every host has reached the preemption sync point at `step` (multi-host
-    runs under `jax.distributed`; False when that service is off)."""
+    runs under `jax.distributed`; False when that service is off, or for a process's own
+    checkpoints, whose steps are not the job's)."""
+    if self._local:
+      return False
     return self._mngr.reached_preemption(step)
 
   def save(self, step: int, state: Any) -> None:

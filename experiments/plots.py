@@ -36,13 +36,22 @@ def learning_curve(records: list[dict], path: str, title: str) -> None:
 
 
 def sensitivity(values, iqm, lo, hi, field: str, path: str, title: str) -> None:
-  """Final return (IQM with its 95% CI) against a swept field's values; a log x-axis when
-  the values are positive and span a factor of 10 or more."""
+  """Final return (IQM with its 95% CI) against a swept field's values (strings): numbers
+  on a numeric axis, log when positive and spanning a factor of 10 or more; other values
+  (switches, sizes like (64, 64)) as categories."""
   fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
-  values, iqm, lo, hi = map(np.asarray, (values, iqm, lo, hi))
-  ax.errorbar(values, iqm, yerr=[iqm - lo, hi - iqm], fmt="o-", capsize=3)
-  if values.min() > 0 and values.max() >= 10 * values.min():
-    ax.set_xscale("log")
+  iqm, lo, hi = map(np.asarray, (iqm, lo, hi))
+  try:
+    x = np.asarray([float(v) for v in values])
+  except ValueError:
+    x = None
+  if x is None:
+    ax.errorbar(np.arange(len(values)), iqm, yerr=[iqm - lo, hi - iqm], fmt="o", capsize=3)
+    ax.set_xticks(np.arange(len(values)), [str(v) for v in values])
+  else:
+    ax.errorbar(x, iqm, yerr=[iqm - lo, hi - iqm], fmt="o-", capsize=3)
+    if x.min() > 0 and x.max() >= 10 * x.min():
+      ax.set_xscale("log")
   ax.set_xlabel(field)
   ax.set_ylabel("final return (IQM, 95% CI)")
   ax.set_title(title, fontsize=8)

@@ -197,15 +197,22 @@ def build(spec: RunSpec):
   """(agent config, env, Agent) for a validated `spec` (with traced fields: the first
   point's config and agent, each point's config validated with its concrete values)."""
   spec.validate()
-  config = make_config(spec.agent, list(spec.overrides))
-  if getattr(config, "total_steps", None) == 0:  # agents whose schedules span the run
-    config = dataclasses.replace(config, total_steps=spec.total_steps)
+  config = run_config(spec)
   for g in range(spec.num_points):
     point = dataclasses.replace(config, **{f: v[g] for f, v in spec.traced})
     point.validate()
   config = dataclasses.replace(config, **{f: v[0] for f, v in spec.traced})
   env = envs.make(spec.env, **parse_overrides(list(spec.env_args), {}, "--env_arg"))
   return config, env, AGENTS[spec.agent][1](config, env)
+
+
+def run_config(spec: RunSpec):
+  """The agent config of `spec`'s overrides, its run length filled in where the agent's
+  schedules span the run (total_steps = 0)."""
+  config = make_config(spec.agent, list(spec.overrides))
+  if getattr(config, "total_steps", None) == 0:
+    config = dataclasses.replace(config, total_steps=spec.total_steps)
+  return config
 
 
 def traced_agent(agent_name: str, config, env, values: dict):
@@ -215,7 +222,10 @@ def traced_agent(agent_name: str, config, env, values: dict):
   cls = type(config)
   unchecked = type(cls.__name__, (cls,), {"validate": lambda self: None})
   fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-  return AGENTS[agent_name][1](unchecked(**{**fields, **values}), env)
+  # What the factory computes from concrete values (a dataset or demos read from disk and
+  # made arrays) is computed now, not traced; only what depends on `values` is traced.
+  with jax.ensure_compile_time_eval():
+    return AGENTS[agent_name][1](unchecked(**{**fields, **values}), env)
 
 
 def member_values(spec: RunSpec) -> dict:

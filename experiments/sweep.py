@@ -15,13 +15,19 @@ Fields:
   on in Python) is *static*: each of its values is a separate program. Which is which is
   found by tracing the agent with the field as a traced value (`jax.eval_shape`), and
   printed.
-Each program is an `experiments.runner` run in <workdir>/programs/<static values or
-"all">: checkpointed, resumable (a finished program is not re-run), its members sharded
-over a `jax.sharding` mesh of the devices, diverged members reported.
+Each program (the traced points of one static combination, or chunks of
+`--points_per_program` of them) is an `experiments.runner` run in
+<workdir>/programs/<static values or "all">/<hash of its traced points>: checkpointed,
+resumable (a finished program is reused, also by a larger grid that contains its
+points), its members sharded over a `jax.sharding` mesh of the devices. A diverged seed
+is frozen and counted in the table; a point whose seeds all diverge is a result, not an
+error.
 
 Multi-host (`--coordinator=HOST:PORT --num_processes=N --process_id=I`):
 `jax.distributed.initialize`, then process I trains the programs I, I + N, ... on its own
-devices, all into the one shared workdir; after a barrier, process 0 writes the table.
+devices, all into the one shared workdir; process 0 waits for every program's summary
+there and writes the table. The programs do not depend on N, so N processes give the
+1-process table.
 
 Outputs: <workdir>/sweep.json (per point: its values, the final return of each seed, IQM
 and 95% bootstrap CI over seeds, rliable) and sweep.csv; a sensitivity plot per swept
@@ -32,11 +38,12 @@ seeds of every point with that value, 95% CI).
 from __future__ import annotations
 
 import csv
-import dataclasses
+import hashlib
 import itertools
 import json
 import os
 import sys
+import time
 
 from absl import app, flags, logging
 
@@ -56,9 +63,19 @@ flags.DEFINE_integer("num_evals", 5, "Evaluations (and checkpoints) per run.")
 flags.DEFINE_integer("eval_episodes", 8, "Episodes per evaluation.")
 flags.DEFINE_integer("seed", 0, "PRNG seed (training keys and random draws).")
 flags.DEFINE_bool("progress", True, "Show a progress bar per program.")
+flags.DEFINE_integer("points_per_program", 0, "Traced points per program (0: all of a static "
+                     "combination): smaller programs spread over hosts and resume separately.")
 flags.DEFINE_string("coordinator", None, "Multi-host: the coordinator's HOST:PORT.")
 flags.DEFINE_integer("num_processes", 1, "Multi-host: number of processes.")
 flags.DEFINE_integer("process_id", 0, "Multi-host: this process's index.")
+
+
+def _canonical(value: str):
+  """A value as compared for repeats: the number for numbers ('1e-3' = '0.001')."""
+  try:
+    return float(value)
+  except ValueError:
+    return value
 
 
 def parse_grid(grid: list[str]) -> dict[str, list[str]]:
@@ -71,7 +88,7 @@ def parse_grid(grid: list[str]) -> dict[str, list[str]]:
       raise ValueError(f"--grid takes key=v1|v2|..., got {g!r}")
     if key in out:
       raise ValueError(f"--grid names {key} twice")
-    if len(set(vals)) < len(vals):
+    if len({_canonical(v) for v in vals}) < len(vals):
       raise ValueError(f"--grid repeats a value in {g!r}")
     out[key] = vals
   return out
@@ -109,8 +126,9 @@ def random_points(random: dict, num: int, seed: int) -> list[dict[str, str]]:
   return points
 
 
-def is_traceable(agent_name: str, config, env, field: str, value: float) -> bool:
-  """Whether the agent initialises, updates and acts with `field` as a traced value."""
+def why_static(agent_name: str, config, env, field: str, value: float):
+  """None if the agent initialises, updates and acts with `field` as a traced value, else
+  the reason it cannot (one line)."""
   # pylint: disable=import-outside-toplevel
   import jax
   import jax.numpy as jnp
@@ -119,7 +137,7 @@ def is_traceable(agent_name: str, config, env, field: str, value: float) -> bool
   from algorithms.common import divergence
   from experiments import runner
   if not isinstance(getattr(config, field), float):
-    return False
+    return f"{type(getattr(config, field)).__name__} field"
   concrete = runner.AGENTS[agent_name][1](config, env)
 
   def probe(h, key):  # what the runner does with a member: init, updates, evaluation
@@ -130,32 +148,63 @@ def is_traceable(agent_name: str, config, env, field: str, value: float) -> bool
 
   try:
     jax.eval_shape(probe, jnp.float32(value), jax.random.PRNGKey(0))
-    return True
-  except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
-          jax.errors.TracerIntegerConversionError, jax.errors.TracerArrayConversionError,
-          TypeError):
-    return False
+    return None
+  except TypeError as e:  # jax's tracer errors are TypeErrors, as are traced shapes
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
 
 
 def plan(agent_name: str, base: list[str], env_args: list[str], points: list[dict[str, str]],
-         env_name: str):
-  """Splits the fields into traced and static -> (traced names, static names, programs:
-  [(static {key: value}, [point indices])]); ValueError for a bad field or value."""
+         env_name: str, total_steps: int, points_per_program: int):
+  """Splits the fields into traced and static, the points into programs -> (traced names,
+  {static name: reason}, programs: [(static {key: value}, [point indices])]).
+
+  A field is traced when it is a float field and every static combination's agent takes
+  it as a traced value; the traced points of one static combination are one program, or
+  chunks of `points_per_program` (> 0) of them. ValueError for a bad field or value.
+  """
   # pylint: disable=import-outside-toplevel
   import envs
-  from experiments.agents import make_config, parse_overrides
+  from experiments import runner
+  from experiments.agents import parse_overrides
+
+  def config_of(p):
+    spec = runner.RunSpec(agent=agent_name, env=env_name, num_seeds=1, total_steps=total_steps,
+                          overrides=tuple(base) + tuple(f"{k}={v}" for k, v in p.items()))
+    return runner.run_config(spec)
+
   keys = sorted({k for p in points for k in p})
   for p in points:  # every point's config, with concrete values, before anything runs
-    make_config(agent_name, base + [f"{k}={v}" for k, v in p.items()]).validate()
-  config = make_config(agent_name, base + [f"{k}={v}" for k, v in points[0].items()])
+    config_of(p).validate()
   env = envs.make(env_name, **parse_overrides(env_args, {}, "--env_arg"))
-  traced = [k for k in keys if is_traceable(agent_name, config, env, k, float(
-      getattr(make_config(agent_name, base + [f"{k}={points[0][k]}"]), k)))]
-  static = [k for k in keys if k not in traced]
-  programs = {}
+  candidates = [k for k in keys if isinstance(getattr(config_of(points[0]), k), float)]
+  static = {k: f"{type(getattr(config_of(points[0]), k)).__name__} field"
+            for k in keys if k not in candidates}
+  # one probe per combination of the non-float fields (a float field may be traceable
+  # for one value of a switch and not for another)
+  combos = {tuple((k, p[k]) for k in static): p for p in points}
+  for k in candidates:
+    for p in combos.values():
+      reason = why_static(agent_name, config_of(p), env, k, float(getattr(config_of(p), k)))
+      if reason:
+        static[k] = reason
+        break
+  traced = [k for k in candidates if k not in static]
+  groups = {}
   for i, p in enumerate(points):
-    programs.setdefault(tuple((k, p[k]) for k in static), []).append(i)
-  return traced, static, [(dict(s), idx) for s, idx in programs.items()]
+    groups.setdefault(tuple((k, p[k]) for k in sorted(static)), []).append(i)
+  size = points_per_program if points_per_program > 0 else len(points)
+  programs = [(dict(s), idx[j:j + size]) for s, idx in groups.items() for j in range(0, len(idx), size)]
+  return traced, static, programs
+
+
+def program_name(fixed: dict, traced: list[str], points: list[dict], idx: list[int]) -> str:
+  """<static values>[/<hash of the traced values>]: the same static values and traced
+  points give the same program (and workdir), whatever else the grid holds."""
+  name = "+".join(f"{k}={v}" for k, v in sorted(fixed.items())) or "all"
+  if traced:
+    values = [[points[i][k] for k in traced] for i in idx]
+    name += "/" + hashlib.sha1(json.dumps([traced, values]).encode()).hexdigest()[:10]
+  return name
 
 
 def main(argv):
@@ -190,52 +239,76 @@ def main(argv):
   from experiments import plots, runner
   from experiments.aggregate import iqm_ci
 
+  if rand and FLAGS.num_random < 1:
+    sys.exit(f"error: --num_random must be >= 1, got {FLAGS.num_random}")
+  from experiments.agents import make_config  # pylint: disable=import-outside-toplevel
+  try:
+    base = make_config(FLAGS.agent, list(FLAGS.override))
+    for k, (_, lo, _) in rand.items():
+      make_config(FLAGS.agent, list(FLAGS.override) + [f"{k}={lo}"])   # a known key
+      if not isinstance(getattr(base, k), float):
+        sys.exit(f"error: --random draws real numbers; {k} is not a float field of {FLAGS.agent}")
+  except ValueError as e:
+    sys.exit(f"error: {e}")
   grid_points = [dict(zip(grid, vals)) for vals in itertools.product(*grid.values())]
   rand_points = random_points(rand, FLAGS.num_random, FLAGS.seed) if rand else [{}]
   points = [{**g, **r} for g in grid_points for r in rand_points]
   try:
     traced, static, programs = plan(FLAGS.agent, list(FLAGS.override), list(FLAGS.env_arg),
-                                    points, FLAGS.env)
+                                    points, FLAGS.env, FLAGS.total_steps, FLAGS.points_per_program)
   except ValueError as e:
     sys.exit(f"error: {e}")
   if jax.process_index() == 0:
     print(f"{len(points)} points x {FLAGS.num_seeds} seeds in {len(programs)} program(s); "
           f"traced (vmapped with the seeds): {', '.join(traced) or 'none'}; "
           f"static (one program per value): {', '.join(static) or 'none'}", file=sys.stderr)
+    for k, reason in static.items():
+      print(f"  {k} is static: {reason}", file=sys.stderr)
 
-  results = {}
+  results = []
   for j, (fixed, idx) in enumerate(programs):
-    name = "+".join(f"{k}={v}" for k, v in fixed.items()) or "all"
+    name = program_name(fixed, traced, points, idx)
     workdir = os.path.join(FLAGS.workdir, "programs", name)
+    results.append((name, idx, workdir))
+    if j % jax.process_count() != jax.process_index():
+      continue
     spec = runner.RunSpec(
         agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.num_seeds,
         total_steps=FLAGS.total_steps, seed=FLAGS.seed, num_evals=FLAGS.num_evals,
         eval_episodes=FLAGS.eval_episodes, env_args=tuple(FLAGS.env_arg),
-        overrides=tuple(FLAGS.override) + tuple(f"{k}={v}" for k, v in fixed.items()),
+        overrides=tuple(FLAGS.override) + tuple(f"{k}={v}" for k, v in sorted(fixed.items())),
         traced=tuple((k, tuple(float(points[i][k]) for i in idx)) for k in traced))
-    if j % jax.process_count() != jax.process_index():
-      results[name] = (idx, workdir)
-      continue
     try:
       summary = runner.train(spec, workdir, progress=FLAGS.progress, local_devices=True)
     except (ValueError, runner.RunError) as e:
       sys.exit(f"error: {e}")
-    runner.exit_unless_finished(summary, workdir, f"program {name}")
-    results[name] = (idx, workdir)
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-    multihost_utils.sync_global_devices("sweep: every program trained")
+    if not summary["all_diverged"]:  # a point whose every seed diverges is a result
+      runner.exit_unless_finished(summary, workdir, f"program {name}")
   if jax.process_index() != 0:
     return
+  # Process 0 gathers: it waits for the other processes' programs on the shared workdir
+  # (a process that dies ends the job through jax.distributed's heartbeat).
+  for name, idx, workdir in results:
+    waited = 0
+    while not _done(workdir):
+      if waited % 60 == 0:
+        print(f"waiting for program {name} (another process)", file=sys.stderr, flush=True)
+      time.sleep(5)
+      waited += 5
 
   rows = []
-  for name, (idx, workdir) in results.items():
+  for name, idx, workdir in results:
     with open(os.path.join(workdir, "summary.json")) as f:
-      final = np.asarray(json.load(f)["final_return"], np.float64).reshape(len(idx), FLAGS.num_seeds)
+      summary = json.load(f)
+    final = np.asarray(summary["final_return"], np.float64).reshape(len(idx), FLAGS.num_seeds)
+    diverged = [d["seed"] for d in summary["diverged"]]
     for g, i in enumerate(idx):
       iqm, lo, hi = iqm_ci(final[g][:, None])
       rows.append({"point": i, **points[i], "program": name, "final_return": final[g].tolist(),
-                   "mean": float(final[g].mean()), "iqm": float(iqm[0]), "ci": [float(lo[0]), float(hi[0])]})
+                   "mean": float(final[g].mean()), "iqm": float(iqm[0]),
+                   "ci": [float(lo[0]), float(hi[0])],
+                   "diverged_seeds": [m % FLAGS.num_seeds for m in diverged
+                                      if m // FLAGS.num_seeds == g]})
   rows.sort(key=lambda r: r["point"])
   keys = list(grid) + sorted(rand)
   out = {"agent": FLAGS.agent, "env": FLAGS.env, "num_seeds": FLAGS.num_seeds,
@@ -245,22 +318,36 @@ def main(argv):
     json.dump(out, f, indent=1)
   with open(os.path.join(FLAGS.workdir, "sweep.csv"), "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(keys + ["iqm", "ci_low", "ci_high", "mean"] + [f"seed_{s}" for s in range(FLAGS.num_seeds)])
+    w.writerow(keys + ["iqm", "ci_low", "ci_high", "mean", "diverged_seeds"]
+               + [f"seed_{s}" for s in range(FLAGS.num_seeds)])
     for r in rows:
-      w.writerow([r[k] for k in keys] + [r["iqm"], *r["ci"], r["mean"]] + r["final_return"])
+      w.writerow([r[k] for k in keys] + [r["iqm"], *r["ci"], r["mean"], len(r["diverged_seeds"])]
+                 + r["final_return"])
   for k in keys:
-    values = sorted({r[k] for r in rows}, key=float)
+    values = sorted({r[k] for r in rows}, key=_canonical if all(
+        isinstance(_canonical(r[k]), float) for r in rows) else str)
     pooled = [np.concatenate([r["final_return"] for r in rows if r[k] == v]) for v in values]
     stats = [iqm_ci(np.asarray(p)[:, None]) for p in pooled]
-    plots.sensitivity([float(v) for v in values], [s[0][0] for s in stats], [s[1][0] for s in stats],
+    plots.sensitivity(values, [s[0][0] for s in stats], [s[1][0] for s in stats],
                       [s[2][0] for s in stats], k, os.path.join(FLAGS.workdir, f"sensitivity_{k}.png"),
                       f"{FLAGS.agent} on {FLAGS.env}: final return vs {k} "
                       f"({FLAGS.num_seeds} seeds x {len(rows) // len(values)} points per value)")
-  print(f"| {' | '.join(keys)} | final return IQM [95% CI] | mean |")
-  print("|" + "---|" * (len(keys) + 2))
+  print(f"| {' | '.join(keys)} | final return IQM [95% CI] | mean | diverged seeds |")
+  print("|" + "---|" * (len(keys) + 3))
   for r in rows:
     print(f"| {' | '.join(str(r[k]) for k in keys)} | {r['iqm']:.1f} [{r['ci'][0]:.1f}, {r['ci'][1]:.1f}] "
-          f"| {r['mean']:.1f} |")
+          f"| {r['mean']:.1f} | {len(r['diverged_seeds'])} |")
+
+
+def _done(workdir: str) -> bool:
+  """Whether the program in `workdir` has its final summary (finished, or every seed
+  diverged)."""
+  try:
+    with open(os.path.join(workdir, "summary.json")) as f:
+      s = json.load(f)
+  except (OSError, ValueError):
+    return False
+  return bool(s.get("finished") or s.get("all_diverged"))
 
 
 if __name__ == "__main__":

@@ -38,10 +38,11 @@ def test_fields_are_split_into_traced_and_static(one_process):
   assert ("traced (vmapped with the seeds): learning_rate; static (one program per value): "
           "num_minibatches") in out.stderr
   s = _table(workdir)
-  assert s["traced"] == ["learning_rate"] and s["static"] == ["num_minibatches"]
+  assert s["traced"] == ["learning_rate"] and s["static"] == {"num_minibatches": "int field"}
   assert s["programs"] == 2 and len(s["points"]) == 4
   assert sorted(p.name for p in (workdir / "programs").iterdir()) == [
       "num_minibatches=2", "num_minibatches=4"]
+  assert "  num_minibatches is static: int field" in out.stderr
   for p in s["points"]:
     assert len(p["final_return"]) == 2 and p["ci"][0] <= p["iqm"] <= p["ci"][1]
   for plot in ("sensitivity_learning_rate.png", "sensitivity_num_minibatches.png"):
@@ -56,7 +57,8 @@ def test_traced_members_equal_separate_runs(one_process, tmp_path):
   spec = runner.RunSpec(**{**TINY, "num_evals": 2, "overrides": TINY["overrides"][:2] + (
       "num_minibatches=4",) + TINY["overrides"][3:] + ("learning_rate=1e-3",)})
   alone = runner.train(spec, str(tmp_path), progress=False)
-  swept = runner.load_state(str(workdir / "programs" / "num_minibatches=4"))
+  (program,) = (workdir / "programs" / "num_minibatches=4").iterdir()
+  swept = runner.load_state(str(program))
   mine = runner.load_state(str(tmp_path))
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2:], b), swept.params, mine.params)
   point = [p for p in _table(workdir)["points"]
@@ -78,13 +80,16 @@ def test_two_processes_give_the_one_process_table(one_process, tmp_path):
     assert p.returncode == 0, err[-3000:]
   one, two = _table(workdir), _table(tmp_path)
   assert two["processes"] == 2 and one["processes"] == 1
-  key = lambda t: [(p["learning_rate"], p["num_minibatches"], p["final_return"]) for p in t["points"]]
+  key = lambda t: [(p["learning_rate"], p["num_minibatches"], p["final_return"], p["iqm"], p["ci"])
+                   for p in t["points"]]
   assert key(two) == key(one)
 
 
 def test_bad_sweeps_are_one_clear_error(tmp_path):
   for flags, message in (
-      (["--grid=learning_rate=1e-3|1e-3"], "error: --grid repeats a value in 'learning_rate=1e-3|1e-3'"),
+      (["--grid=learning_rate=1e-3|0.001"], "error: --grid repeats a value in 'learning_rate=1e-3|0.001'"),
+      (["--random=num_minibatches=2:8"],
+       "error: --random draws real numbers; num_minibatches is not a float field of ppo"),
       (["--grid=learning_rate=1e-3", "--random=learning_rate=log:1e-4:1e-2"],
        "error: ['learning_rate'] in both --grid and --random"),
       (["--random=learning_rate=log:0:1e-2"], "lo > 0 for log"),

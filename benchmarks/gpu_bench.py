@@ -1,0 +1,113 @@
+r"""The GPU figures in one run (benchmarks/gpu.sh runs it): training throughput of PPO at
+2048 envs and of SAC, 64 vmapped seeds against 1, and the OPE pipeline's wall time.
+
+    python -m benchmarks.gpu_bench --out=gpu.json [--smoke]
+
+Each stage is a short `experiments.runner` run (compilation timed apart: the runner's
+`steps_per_second` counts training chunks only) or one `experiments.ope_sweep` process.
+A stage that fails is recorded with its error and the next one runs; the JSON is
+rewritten after every stage, so a run cut short keeps what it measured. --smoke shrinks
+every size so the whole script runs in a few minutes on a CPU (to test it, not to
+measure).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", "gpu.json", "Output JSON.")
+flags.DEFINE_bool("smoke", False, "Tiny sizes (a CPU test of the script).")
+flags.DEFINE_list("stages", ["ppo", "sac", "seeds", "ope"], "Stages to run.")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def train(agent, env, num_seeds, total_steps, overrides, num_evals=2):
+  """One runner run in a temporary workdir -> its throughput figures."""
+  from experiments import runner  # pylint: disable=import-outside-toplevel
+  spec = runner.RunSpec(agent=agent, env=env, num_seeds=num_seeds, total_steps=total_steps,
+                        num_evals=num_evals, eval_episodes=2, overrides=tuple(overrides))
+  with tempfile.TemporaryDirectory() as workdir:
+    s = runner.train(spec, workdir, progress=False)
+  return {"agent": agent, "env": env, "num_seeds": num_seeds, "overrides": list(overrides),
+          "env_steps": s["total_steps"] * num_seeds, "steps_per_second": s["steps_per_second"],
+          "compile_seconds": s["compile_seconds"], "wall_seconds": s["wall_seconds"],
+          "final_return_mean": s["final_return_mean"]}
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
+  import jax  # pylint: disable=import-outside-toplevel
+  small = FLAGS.smoke
+  out = {"devices": [str(d) for d in jax.devices()], "backend": jax.default_backend(),
+         "jax": jax.__version__, "smoke": small, "stages": {}}
+
+  def save():
+    with open(FLAGS.out, "w") as f:
+      json.dump(out, f, indent=1)
+
+  envs_ppo = 64 if small else 2048
+  stages = {
+      # PPO at 2048 envs on brax/ant (Brax's own PPO setting: unroll 5, 32 minibatches)
+      "ppo": lambda: train("ppo", "brax/ant", 1, (envs_ppo * 5 * 8) if small else 4_000_000,
+                           [f"num_envs={envs_ppo}", "unroll_length=5",
+                            f"num_minibatches={4 if small else 32}", "num_epochs=4"]),
+      # SAC on brax/ant: 128 envs, update-to-data 1/8 per env step (Brax's SAC setting)
+      "sac": lambda: train("sac", "brax/ant", 1, 4_000 if small else 400_000,
+                           ["num_envs=128" if not small else "num_envs=8", "batch_size=256",
+                            "learning_starts=1024" if not small else "learning_starts=64"]),
+      # 64 vmapped seeds against 1 (64 envs each): the speed-up of seeds as a vmap axis
+      "seeds": lambda: {str(n): train("ppo", "brax/ant", n, (64 * 5 * 8 * (1 if small else 20)),
+                                      ["num_envs=64", "unroll_length=5", "num_minibatches=4"])
+                        for n in ((1, 4) if small else (1, 64))},
+      # the OPE pipeline: experiments.ope_sweep's default sweep, one process
+      "ope": lambda: ope_sweep(small),
+  }
+  for name in FLAGS.stages:
+    if name not in stages:
+      sys.exit(f"error: unknown stage {name!r}; stages: {', '.join(stages)}")
+    t = time.time()
+    print(f"stage {name}", file=sys.stderr, flush=True)
+    try:
+      out["stages"][name] = {"result": stages[name](), "seconds": time.time() - t}
+    except Exception as e:  # pylint: disable=broad-except
+      out["stages"][name] = {"error": f"{type(e).__name__}: {e}",
+                             "traceback": traceback.format_exc()[-3000:], "seconds": time.time() - t}
+    save()
+  if "seeds" in out["stages"] and "result" in out["stages"]["seeds"]:
+    r = out["stages"]["seeds"]["result"]
+    lo, hi = sorted(r, key=int)
+    out["seeds_speedup"] = r[hi]["steps_per_second"] / r[lo]["steps_per_second"]
+  save()
+  print(json.dumps({k: v for k, v in out.items() if k != "stages"}, indent=1))
+  for name, st in out["stages"].items():
+    print(name, "error: " + st["error"] if "error" in st else json.dumps(st["result"])[:400])
+
+
+def ope_sweep(small: bool) -> dict:
+  with tempfile.TemporaryDirectory() as workdir:
+    flags_ = [f"--workdir={workdir}"]
+    if small:
+      flags_ += ["--policy_steps=2000", "--num_datasets=2", "--num_trajectories=8",
+                 "--true_episodes=4", "--fqe_steps_per_stage=2"]
+    t = time.time()
+    done = subprocess.run([sys.executable, "-m", "experiments.ope_sweep", *flags_], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    seconds = time.time() - t
+    if done.returncode:
+      raise RuntimeError(done.stderr[-2000:])
+    with open(os.path.join(workdir, "ope_summary.json")) as f:
+      summary = json.load(f)
+  return {"wall_seconds": seconds, "timing": summary.get("timing")}
+
+
+if __name__ == "__main__":
+  app.run(main)
