@@ -19,7 +19,7 @@ import tempfile
 import time
 import traceback
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "gpu.json", "Output JSON.")
@@ -45,6 +45,8 @@ def train(agent, env, num_seeds, total_steps, overrides, num_evals=2):
 def main(argv):
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments {argv[1:]}")
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
   import jax  # pylint: disable=import-outside-toplevel
   small = FLAGS.smoke
   out = {"devices": [str(d) for d in jax.devices()], "backend": jax.default_backend(),

@@ -43,6 +43,8 @@ flags.DEFINE_integer("expert_steps", 200_000, "Env steps of the expert run.")
 flags.DEFINE_integer("expert_stages", 10, "Checkpoints (evaluations) of the expert run.")
 flags.DEFINE_integer("expert_seeds", 1, "Seeds of the expert run; the best is used.")
 flags.DEFINE_multi_string("expert_override", [], "Config override of the expert, key=value.")
+flags.DEFINE_multi_string("env_arg", [], "Env argument, key=value (e.g. episode_length=100: "
+                          "the datasets' horizon).")
 flags.DEFINE_integer("num_trajectories", 100, "Episodes per level.")
 flags.DEFINE_float("medium_fraction", 0.4, "Where medium sits between random (0) and expert (1).")
 flags.DEFINE_float("discount", 0.99, "Discount recorded in the metadata.")
@@ -77,7 +79,7 @@ def main(argv):
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.expert_seeds,
                         total_steps=FLAGS.expert_steps, seed=FLAGS.seed,
                         num_evals=FLAGS.expert_stages, eval_episodes=8,
-                        overrides=tuple(FLAGS.expert_override))
+                        overrides=tuple(FLAGS.expert_override), env_args=tuple(FLAGS.env_arg))
   try:
     summary = runner.train(spec, expert_dir, keep_checkpoints=True)
     runner.exit_unless_finished(summary, expert_dir, "the expert's training")

@@ -1,7 +1,12 @@
 r"""Off-policy selection of offline-trained candidates: the SharpeRatio@k workflow end to end.
 
+    python -m experiments.ops --workdir=/tmp/ops          # the small default, minutes on 2 cores
     python -m experiments.ops --dataset=runs/datasets/hopper/medium --env=brax/hopper \
         --workdir=runs/ops/hopper_medium --agents=td3_bc,iql --num_seeds=4 --grad_steps=20000
+
+Without --dataset it first makes its own (experiments.make_dataset into <workdir>/dataset:
+a PPO expert on brax/inverted_pendulum with 100-step episodes, 100k env steps, and the
+medium-replay level of 50 trajectories logged from its training) and runs on that.
 
 1. Candidates: each offline agent of `--agents` (with `--agent_override AGENT:key=value`)
    at each point of its hyperparameter grid (`--grid 'AGENT:key=v1|v2|...'`; several
@@ -29,13 +34,20 @@ estimated_vs_true.png, and prints the tables; candidate runs live in
 import itertools
 import json
 import os
+import subprocess
 import sys
 import time
 
 from absl import app, flags, logging
 
+# The small default: a PPO expert on brax/inverted_pendulum (100-step episodes), and the
+# medium-replay level of 50 trajectories that make_dataset logs from its training.
+DEFAULT_DATASET = ["--env=brax/inverted_pendulum", "--env_arg=episode_length=100",
+                   "--expert_steps=100000", "--expert_stages=5", "--num_trajectories=50"]
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("dataset", None, "Logged-data path of the offline dataset (no extension).")
+flags.DEFINE_string("dataset", None, "Logged-data path of the offline dataset (no extension); "
+                    "default: the small default (module docstring).")
 flags.DEFINE_string("env", None, "Env the dataset was logged on (evaluation only).")
 flags.DEFINE_string("workdir", None, "Output directory.")
 flags.DEFINE_list("agents", ["td3_bc", "iql"], "Offline agents that make the candidates.")
@@ -85,8 +97,20 @@ def grid_points(grid, agent, agent_override):
 def main(argv):
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments {argv[1:]}")
-  if not FLAGS.workdir or not FLAGS.dataset or not FLAGS.env:
-    sys.exit("error: --workdir, --dataset and --env are required")
+  if not FLAGS.workdir:
+    sys.exit("error: --workdir is required")
+  if bool(FLAGS.dataset) != bool(FLAGS.env):
+    sys.exit("error: give --dataset and --env together (or neither, for the small default)")
+  if not FLAGS.dataset:  # the small default: its own dataset, made (or resumed) first
+    directory = os.path.join(FLAGS.workdir, "dataset")
+    print(f"no --dataset: making the small default's in {directory}", file=sys.stderr, flush=True)
+    done = subprocess.run([sys.executable, "-m", "experiments.make_dataset", *DEFAULT_DATASET,
+                           f"--workdir={directory}"], check=False)
+    if done.returncode:
+      sys.exit(f"error: making the default dataset failed (exit {done.returncode})")
+    FLAGS.dataset = os.path.join(directory, "medium-replay")
+    FLAGS.env = "brax/inverted_pendulum"
+    FLAGS.env_arg = ["episode_length=100"]
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   # pylint: disable=import-outside-toplevel
