@@ -1,0 +1,76 @@
+r"""Why SAM-IS reads low: MWL weights of ops candidates under more steps / a larger
+learning rate, and SAM-IS on the tests' tiny MDP as the target's action noise shrinks.
+
+    python -m benchmarks.mwl_ablation --workdir=runs/ops/default --candidates=0,4,6
+
+Part 1 reads an `experiments.ops` workdir (its dataset, TD3+BC candidate runs and
+ops_summary.json), refits MWL for the given candidates (indices into the summary's
+candidates, TD3+BC ones) at (steps, learning rate) = (500, 1e-3), (5000, 1e-3),
+(5000, 1e-2), and prints SAM-IS with the mean weight at t < 20 and at t ≥ 50.
+Part 2: SAM-IS against the exact value on tests/evaluation/tiny_mdp.py for target action
+noise 1.0, 0.3, 0.1, 0.03, 0.01 (default MWL).
+"""
+
+import json
+import os
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "An experiments.ops workdir (TD3+BC candidates).")
+flags.DEFINE_list("candidates", ["0"], "Indices of TD3+BC candidates in ops_summary.json.")
+
+
+def main(_):
+  # pylint: disable=import-outside-toplevel
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from evaluation import candidates, data as data_lib
+  from evaluation.ope import marginal as mg
+  from experiments import runner
+  from tests.evaluation import tiny_mdp as mdp
+
+  if FLAGS.workdir:
+    wd = FLAGS.workdir
+    with open(os.path.join(wd, "ops_summary.json")) as f:
+      s = json.load(f)
+    data = data_lib.load(s["dataset"])
+    run = os.path.join(wd, "candidates", "td3_bc")
+    _, _, agent = runner.build(runner.RunSpec(**runner.read_spec(run)))
+    family = candidates.DeterministicFamily(agent.make_policy)
+    mask = np.asarray(data_lib.valid_mask(data.terminated, data.truncated))
+    for c in map(int, FLAGS.candidates):
+      label = s["candidates"][c]
+      if label["agent"] != "td3_bc":
+        raise SystemExit(f"candidate {c} is {label['agent']}'s; give TD3+BC candidates")
+      params = jax.vmap(agent.policy_params)(runner.load_state(run, label["checkpoint"]))
+      cand = {"params": jax.tree.map(lambda x: x[label["seed"]], params), "temperature": 0.0}
+      print(f"candidate {c} (true value {label['true_value']:.1f}, SAM-IS in ops "
+            f"{s['estimators']['sam_is']['estimates'][c]:.1f})")
+      for steps, lr in ((500, 1e-3), (5000, 1e-3), (5000, 1e-2)):
+        config = mg.MWLConfig(steps=steps, learning_rate=lr)
+        w = jax.jit(lambda k, config=config: mg.mwl(
+            data, lambda p, o, kk: family.sample(p, o, kk), cand, s["discount"], k, config))(
+                jax.random.PRNGKey(0))
+        wn = np.asarray(w)
+        print(f"  steps {steps} lr {lr}: SAM-IS {float(mg.sam_is(data, w, s['discount'])):.1f}, "
+              f"mean weight t<20 {wn[:, :20][mask[:, :20]].mean():.2f}, "
+              f"t>=50 {wn[:, 50:][mask[:, 50:]].mean() if mask[:, 50:].any() else float('nan'):.2f}")
+
+  data, _ = mdp.sample(0, 20000, (0.0, 0.0), 1.0)
+  means = (0.5, -0.5)
+  for scale in (1.0, 0.3, 0.1, 0.03, 0.01):
+    def sample(params, obs, key, scale=scale):
+      del params
+      s_ = jnp.argmax(obs, -1)
+      return jnp.tanh(jnp.asarray(means)[s_] + scale * jax.random.normal(key, s_.shape))[..., None]
+    w = jax.jit(lambda k, f=sample: mg.mwl(data, f, None, mdp.GAMMA, k))(jax.random.PRNGKey(1))
+    value, exact = float(mg.sam_is(data, w, mdp.GAMMA)), mdp.exact(means, scale)[0][0, 0]
+    print(f"tiny MDP, target noise {scale}: SAM-IS {value:.3f}, exact {exact:.3f}, "
+          f"{(value - exact) / exact:+.1%}")
+
+
+if __name__ == "__main__":
+  app.run(main)
