@@ -51,9 +51,9 @@ def main(_):
             f"{s['estimators']['sam_is']['estimates'][c]:.1f})")
       for steps, lr in ((500, 1e-3), (5000, 1e-3), (5000, 1e-2)):
         config = mg.MWLConfig(steps=steps, learning_rate=lr)
-        w = jax.jit(lambda k, config=config: mg.mwl(
-            data, lambda p, o, kk: family.sample(p, o, kk), cand, s["discount"], k, config))(
-                jax.random.PRNGKey(0))
+        w = jax.jit(lambda d, k, config=config: mg.mwl(
+            d, lambda p, o, kk: family.sample(p, o, kk), cand, s["discount"], k, config))(
+                data, jax.random.PRNGKey(0))
         wn = np.asarray(w)
         print(f"  steps {steps} lr {lr}: SAM-IS {float(mg.sam_is(data, w, s['discount'])):.1f}, "
               f"mean weight t<20 {wn[:, :20][mask[:, :20]].mean():.2f}, "
@@ -66,7 +66,7 @@ def main(_):
       del params
       s_ = jnp.argmax(obs, -1)
       return jnp.tanh(jnp.asarray(means)[s_] + scale * jax.random.normal(key, s_.shape))[..., None]
-    w = jax.jit(lambda k, f=sample: mg.mwl(data, f, None, mdp.GAMMA, k))(jax.random.PRNGKey(1))
+    w = jax.jit(lambda d, k, f=sample: mg.mwl(d, f, None, mdp.GAMMA, k))(data, jax.random.PRNGKey(1))
     value, exact = float(mg.sam_is(data, w, mdp.GAMMA)), mdp.exact(means, scale)[0][0, 0]
     print(f"tiny MDP, target noise {scale}: SAM-IS {value:.3f}, exact {exact:.3f}, "
           f"{(value - exact) / exact:+.1%}")

@@ -99,18 +99,10 @@ def main(argv):
     sys.exit(f"error: unexpected arguments {argv[1:]}")
   if not FLAGS.workdir:
     sys.exit("error: --workdir is required")
-  if bool(FLAGS.dataset) != bool(FLAGS.env):
-    sys.exit("error: give --dataset and --env together (or neither, for the small default)")
-  if not FLAGS.dataset:  # the small default: its own dataset, made (or resumed) first
-    directory = os.path.join(FLAGS.workdir, "dataset")
-    print(f"no --dataset: making the small default's in {directory}", file=sys.stderr, flush=True)
-    done = subprocess.run([sys.executable, "-m", "experiments.make_dataset", *DEFAULT_DATASET,
-                           f"--workdir={directory}"], check=False)
-    if done.returncode:
-      sys.exit(f"error: making the default dataset failed (exit {done.returncode})")
-    FLAGS.dataset = os.path.join(directory, "medium-replay")
-    FLAGS.env = "brax/inverted_pendulum"
-    FLAGS.env_arg = ["episode_length=100"]
+  if bool(FLAGS.dataset) != bool(FLAGS.env) or (not FLAGS.dataset and FLAGS.env_arg):
+    sys.exit("error: give --dataset and --env together (or neither, and no --env_arg, for the "
+             "small default)")
+
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   # pylint: disable=import-outside-toplevel
@@ -124,6 +116,7 @@ def main(argv):
   from experiments import runner
   from experiments.agents import OFFLINE, make_config, parse_overrides
   from experiments.checkpoints import CheckpointError
+  from experiments.preemption import EXIT_PREEMPTED
   from experiments.strict_json import clean
 
   bad = [a for a in FLAGS.agents if a not in OFFLINE]
@@ -142,6 +135,18 @@ def main(argv):
     grids = {a: grid_points(FLAGS.grid, a, FLAGS.agent_override) for a in FLAGS.agents}
   except ValueError as e:
     sys.exit(f"error: {e}")
+  if not FLAGS.dataset:  # the small default: its own dataset, made (or resumed) first
+    directory = os.path.join(FLAGS.workdir, "dataset")
+    print(f"no --dataset: making the small default's in {directory}", file=sys.stderr, flush=True)
+    done = subprocess.run([sys.executable, "-m", "experiments.make_dataset", *DEFAULT_DATASET,
+                           f"--workdir={directory}"], check=False)
+    if done.returncode:
+      if done.returncode == EXIT_PREEMPTED:
+        sys.exit(EXIT_PREEMPTED)
+      sys.exit(f"error: making the default dataset failed (exit {done.returncode})")
+    FLAGS.dataset = os.path.join(directory, "medium-replay")
+    FLAGS.env = "brax/inverted_pendulum"
+    FLAGS.env_arg = ["episode_length=100"]
   t_start = time.time()
   try:
     data = data_lib.load(FLAGS.dataset)

@@ -18,8 +18,8 @@ Fields:
 Each program (the traced points of one static combination, or chunks of
 `--points_per_program` of them) is an `experiments.runner` run in
 <workdir>/programs/<static values or "all">/<hash of its traced points>: checkpointed,
-resumable (a finished program is reused, also by a larger grid that contains its
-points), its members sharded over a `jax.sharding` mesh of the devices. A diverged seed
+resumable (a finished program is reused; with --points_per_program, also by a grid that
+keeps its chunk of points), its members sharded over a `jax.sharding` mesh of the devices. A diverged seed
 is frozen and counted in the table; a point whose seeds all diverge is a result, not an
 error.
 
@@ -233,7 +233,10 @@ def main(argv):
   import numpy as np
 
   if FLAGS.coordinator:
-    jax.distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
+    # Processes finish their programs at different times and then wait for one another
+    # (below), so the shutdown barrier gets as long as a sweep may take.
+    jax.distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id,
+                               shutdown_timeout_seconds=7 * 24 * 3600)
     # each process computes its own programs: its arrays live on its own devices
     jax.config.update("jax_default_device", jax.local_devices()[0])
   from experiments import plots, runner
@@ -282,12 +285,10 @@ def main(argv):
       summary = runner.train(spec, workdir, progress=FLAGS.progress, local_devices=True)
     except (ValueError, runner.RunError) as e:
       sys.exit(f"error: {e}")
-    if not summary["all_diverged"]:  # a point whose every seed diverges is a result
+    if summary["preempted"] or not summary["all_diverged"]:  # all diverged: a result
       runner.exit_unless_finished(summary, workdir, f"program {name}")
-  if jax.process_index() != 0:
-    return
-  # Process 0 gathers: it waits for the other processes' programs on the shared workdir
-  # (a process that dies ends the job through jax.distributed's heartbeat).
+  # Every process waits for every program on the shared workdir (a process that dies ends
+  # the job through jax.distributed's heartbeat); process 0 then writes the table.
   for name, idx, workdir in results:
     waited = 0
     while not _done(workdir):
@@ -295,6 +296,8 @@ def main(argv):
         print(f"waiting for program {name} (another process)", file=sys.stderr, flush=True)
       time.sleep(5)
       waited += 5
+  if jax.process_index() != 0:
+    return
 
   rows = []
   for name, idx, workdir in results:
