@@ -40,6 +40,8 @@ import time
 
 from absl import app, flags, logging
 
+from experiments.grid import grid_values
+
 # The small default: a PPO expert on brax/inverted_pendulum (100-step episodes), and the
 # medium-replay level of 50 trajectories that make_dataset logs from its training.
 DEFAULT_DATASET = ["--env=brax/inverted_pendulum", "--env_arg=episode_length=100",
@@ -80,17 +82,13 @@ def grid_points(grid, agent, agent_override):
            if o.partition(":")[0] == agent}
   for g in grid:
     name, _, rest = g.partition(":")
-    key, eq, values = rest.partition("=")
-    if not eq or not key or not all(values.split("|")):
-      raise ValueError(f"--grid takes AGENT:key=v1|v2|..., got {g!r}")
+    key, values = grid_values(rest, g, "AGENT:key=v1|v2|...")
     if name != agent:
       continue
     if key in keys or key in fixed:
       raise ValueError(f"--grid sets {agent}:{key} twice (or also in --agent_override)")
-    if len(set(values.split("|"))) < len(values.split("|")):
-      raise ValueError(f"--grid repeats a value in {g!r}")
     keys.append(key)
-    axes.append([f"{key}={v}" for v in values.split("|")])
+    axes.append([f"{key}={v}" for v in values])
   return list(itertools.product(*axes))
 
 

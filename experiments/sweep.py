@@ -47,6 +47,8 @@ import time
 
 from absl import app, flags, logging
 
+from experiments.grid import canonical_value, grid_values
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("agent", "ppo", "Agent (experiments.agents).")
 flags.DEFINE_string("env", "brax/inverted_pendulum", "Env name.")
@@ -70,26 +72,13 @@ flags.DEFINE_integer("num_processes", 1, "Multi-host: number of processes.")
 flags.DEFINE_integer("process_id", 0, "Multi-host: this process's index.")
 
 
-def _canonical(value: str):
-  """A value as compared for repeats: the number for numbers ('1e-3' = '0.001')."""
-  try:
-    return float(value)
-  except ValueError:
-    return value
-
-
 def parse_grid(grid: list[str]) -> dict[str, list[str]]:
   """{key: [value strings]} from 'key=v1|v2|...' entries; ValueError on a bad one."""
   out = {}
   for g in grid:
-    key, eq, values = g.partition("=")
-    vals = values.split("|")
-    if not eq or not key or not all(vals):
-      raise ValueError(f"--grid takes key=v1|v2|..., got {g!r}")
+    key, vals = grid_values(g, g, "key=v1|v2|...")
     if key in out:
       raise ValueError(f"--grid names {key} twice")
-    if len({_canonical(v) for v in vals}) < len(vals):
-      raise ValueError(f"--grid repeats a value in {g!r}")
     out[key] = vals
   return out
 
@@ -126,9 +115,10 @@ def random_points(random: dict, num: int, seed: int) -> list[dict[str, str]]:
   return points
 
 
-def why_static(agent_name: str, config, env, field: str, value: float):
+def why_static(agent_name: str, config, env, field: str, value: float, data=None):
   """None if the agent initialises, updates and acts with `field` as a traced value, else
-  the reason it cannot (one line)."""
+  the reason it cannot (one line). `data`: the agent's `Agent.data` for `config` (built
+  here when None; pass it to probe several fields without reading a dataset each time)."""
   # pylint: disable=import-outside-toplevel
   import jax
   import jax.numpy as jnp
@@ -138,11 +128,12 @@ def why_static(agent_name: str, config, env, field: str, value: float):
   from experiments import runner
   if not isinstance(getattr(config, field), float):
     return f"{type(getattr(config, field)).__name__} field"
-  concrete = runner.AGENTS[agent_name][1](config, env)
+  if data is None:
+    data = runner.AGENTS[agent_name][1](config, env).data
 
   def probe(h, key):  # what the runner does with a member: init, updates, evaluation
     agent = runner.traced_agent(agent_name, config, env, {field: h})
-    state = divergence.run_guarded_updates(agent, agent.init(key), 1, None, concrete.data)[0]
+    state = divergence.run_guarded_updates(agent, agent.init(key), 1, None, data)[0]
     policy = agent.make_policy(agent.policy_params(state), True)
     return envs.episode_returns(env, policy, key, 1, max_steps=2)
 
@@ -176,15 +167,18 @@ def plan(agent_name: str, base: list[str], env_args: list[str], points: list[dic
   for p in points:  # every point's config, with concrete values, before anything runs
     config_of(p).validate()
   env = envs.make(env_name, **parse_overrides(env_args, {}, "--env_arg"))
-  candidates = [k for k in keys if isinstance(getattr(config_of(points[0]), k), float)]
-  static = {k: f"{type(getattr(config_of(points[0]), k)).__name__} field"
-            for k in keys if k not in candidates}
+  first = config_of(points[0])
+  candidates = [k for k in keys if isinstance(getattr(first, k), float)]
+  static = {k: f"{type(getattr(first, k)).__name__} field" for k in keys if k not in candidates}
   # one probe per combination of the non-float fields (a float field may be traceable
   # for one value of a switch and not for another)
   combos = {tuple((k, p[k]) for k in static): p for p in points}
+  configs = [config_of(p) for p in combos.values()] if candidates else []
+  # each combination's agent data (a dataset, demos) read once for all its probes
+  probes = [(c, runner.AGENTS[agent_name][1](c, env).data) for c in configs]
   for k in candidates:
-    for p in combos.values():
-      reason = why_static(agent_name, config_of(p), env, k, float(getattr(config_of(p), k)))
+    for config, data in probes:
+      reason = why_static(agent_name, config, env, k, float(getattr(config, k)), data)
       if reason:
         static[k] = reason
         break
@@ -241,10 +235,10 @@ def main(argv):
     jax.config.update("jax_default_device", jax.local_devices()[0])
   from experiments import plots, runner
   from experiments.aggregate import iqm_ci
+  from experiments.agents import make_config
 
   if rand and FLAGS.num_random < 1:
     sys.exit(f"error: --num_random must be >= 1, got {FLAGS.num_random}")
-  from experiments.agents import make_config  # pylint: disable=import-outside-toplevel
   try:
     base = make_config(FLAGS.agent, list(FLAGS.override))
     for k, (_, lo, _) in rand.items():
@@ -327,8 +321,8 @@ def main(argv):
       w.writerow([r[k] for k in keys] + [r["iqm"], *r["ci"], r["mean"], len(r["diverged_seeds"])]
                  + r["final_return"])
   for k in keys:
-    values = sorted({r[k] for r in rows}, key=_canonical if all(
-        isinstance(_canonical(r[k]), float) for r in rows) else str)
+    values = sorted({r[k] for r in rows}, key=canonical_value if all(
+        isinstance(canonical_value(r[k]), float) for r in rows) else str)
     pooled = [np.concatenate([r["final_return"] for r in rows if r[k] == v]) for v in values]
     stats = [iqm_ci(np.asarray(p)[:, None]) for p in pooled]
     plots.sensitivity(values, [s[0][0] for s in stats], [s[1][0] for s in stats],
