@@ -9,6 +9,12 @@ candidates, TD3+BC ones) at (steps, learning rate) = (500, 1e-3), (5000, 1e-3),
 (5000, 1e-2), and prints SAM-IS with the mean weight at t < 20 and at t ≥ 50.
 Part 2: SAM-IS against the exact value on tests/evaluation/tiny_mdp.py for target action
 noise 1.0, 0.3, 0.1, 0.03, 0.01 (default MWL).
+Part 3 (`--dataset_dir`, a make_dataset workdir): on its "medium" level, whose behaviour
+is one checkpoint of the expert run acting stochastically, MWL for that same policy as the
+target (the exact ratio is 1 everywhere and SAM-IS's truth is the data's own mean
+discounted return) and for its deterministic (mean) action: the default MWL, with the
+products of same-trajectory points kept in the loss, at the former default of 500 steps
+at 1e-3, and at 1/4 and 4 times the median-heuristic bandwidth.
 """
 
 import json
@@ -19,6 +25,17 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "An experiments.ops workdir (TD3+BC candidates).")
 flags.DEFINE_list("candidates", ["0"], "Indices of TD3+BC candidates in ops_summary.json.")
+flags.DEFINE_string("dataset_dir", None, "A make_dataset workdir (Part 3: on-policy MWL).")
+flags.DEFINE_bool("tiny", True, "Run Part 2 (the tiny MDP).")
+
+
+def weight_profile(w, mask):
+  """Mean weight over the logged steps at t < 10, 10 <= t < 50 and t >= 50 (numpy)."""
+  out = []
+  for lo, hi in ((0, 10), (10, 50), (50, w.shape[1])):
+    m = mask[:, lo:hi]
+    out.append(float(w[:, lo:hi][m].mean()) if m.any() else float("nan"))
+  return "mean weight t<10 {:.2f}, 10<=t<50 {:.2f}, t>=50 {:.2f}".format(*out)
 
 
 def main(_):
@@ -59,6 +76,10 @@ def main(_):
               f"mean weight t<20 {wn[:, :20][mask[:, :20]].mean():.2f}, "
               f"t>=50 {wn[:, 50:][mask[:, 50:]].mean() if mask[:, 50:].any() else float('nan'):.2f}")
 
+  if FLAGS.dataset_dir:
+    on_policy(FLAGS.dataset_dir, weight_profile)
+  if not FLAGS.tiny:
+    return
   data, _ = mdp.sample(0, 20000, (0.0, 0.0), 1.0)
   means = (0.5, -0.5)
   for scale in (1.0, 0.3, 0.1, 0.03, 0.01):
@@ -70,6 +91,47 @@ def main(_):
     value, exact = float(mg.sam_is(data, w, mdp.GAMMA)), mdp.exact(means, scale)[0][0, 0]
     print(f"tiny MDP, target noise {scale}: SAM-IS {value:.3f}, exact {exact:.3f}, "
           f"{(value - exact) / exact:+.1%}")
+
+
+def on_policy(dataset_dir, profile):
+  """Part 3: MWL with the medium level's own behaviour policy as the target."""
+  # pylint: disable=import-outside-toplevel
+  import jax
+  import numpy as np
+
+  from evaluation import data as data_lib
+  from evaluation.ope import marginal as mg
+  from experiments import runner
+
+  with open(os.path.join(dataset_dir, "medium.json")) as f:
+    meta = json.load(f)
+  data = data_lib.load(os.path.join(dataset_dir, "medium"))
+  expert = os.path.join(dataset_dir, "expert")
+  step = int(meta["behavior_policy"].split("@")[1])
+  _, _, agent = runner.build(runner.RunSpec(**runner.read_spec(expert)))
+  params = jax.vmap(agent.policy_params)(runner.load_state(expert, step))
+  params = jax.tree.map(lambda x: x[0], params)   # make_dataset logs the best seed: one here
+  gamma = meta["discount"]
+  mask = np.asarray(data_lib.valid_mask(data.terminated, data.truncated))
+  truth = float(np.mean(np.asarray(data_lib.discounted_returns(data, gamma))))
+  print(f"on-policy check on {dataset_dir}/medium ({meta['behavior_policy']}, "
+        f"{data.reward.shape[0]} x {data.reward.shape[1]}): logged discounted return {truth:.2f}")
+  settings = (("default (2000 steps, 3e-3, trajectory U-statistic)", {}),
+              ("same-trajectory pairs kept", dict(same_trajectory_pairs=True)),
+              ("500 steps at 1e-3", dict(steps=500, learning_rate=1e-3)),
+              ("500 steps at 1e-3, same-trajectory pairs kept (before the fix)",
+               dict(steps=500, learning_rate=1e-3, same_trajectory_pairs=True)),
+              ("bandwidth x0.25", dict(bandwidth_scale=0.25)),
+              ("bandwidth x4", dict(bandwidth_scale=4.0)))
+  for deterministic in (False, True):
+    sample = lambda p, o, k, d=deterministic: agent.make_policy(p, d)(o, k)
+    print(f"  target: {'its deterministic mean' if deterministic else 'the behaviour itself'}")
+    for name, fields in settings:
+      config = mg.MWLConfig(**fields)
+      w = jax.jit(lambda d, k, c=config, f=sample: mg.mwl(d, f, params, gamma, k, c))(
+          data, jax.random.PRNGKey(0))
+      print(f"    {name}: SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
+            f"{profile(np.asarray(w), mask)}")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ flags.DEFINE_integer("true_episodes", 256, "On-policy episodes per candidate for
 flags.DEFINE_float("bandwidth", 0.3, "Action kernel bandwidth (deterministic candidates).")
 flags.DEFINE_string("kernel", "gaussian", "Action kernel.")
 flags.DEFINE_integer("fqe_steps_per_stage", 50, "FQE Adam steps per backward-induction stage.")
-flags.DEFINE_integer("mwl_steps", 500, "Adam steps of minimax weight learning per candidate "
+flags.DEFINE_integer("mwl_steps", 2000, "Adam steps of minimax weight learning per candidate "
                      "(for SAM-IS and SAM-DR; 0 leaves them out).")
 flags.DEFINE_integer("cdf_points", 64, "Thresholds of the return CDFs.")
 flags.DEFINE_float("cvar_alpha", 0.1, "CVaR level.")

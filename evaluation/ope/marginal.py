@@ -16,11 +16,18 @@ occupancies w*(s, a, t) = P_{π_e}(s_t = s, a_t = a) / P_{π_b}(s_t = s, a_t = a
 L(w*, f) = 0 for every f, exactly, horizon end included (the infinite-horizon form of the
 paper would leave a γ^T E[f(x_T)] term). For f in the unit ball of an RKHS with kernel k,
 max_f L(w, f)² = ‖μ_w‖² with μ_w = E_D[Σ_t γ^t w(x_t)(k(x_t, ·) − γ m_t k(x'_t, ·))] −
-E[k(x_0, ·)] (the paper's Lemma 1 closed form). We minimise an unbiased minibatch estimate
-of it, ⟨μ̂_1, μ̂_2⟩ for two independent minibatches (a U-statistic: the product of one
-batch's μ̂ with itself, as SCOPE-RL's V-statistic, adds a variance term that favours
-small weights), over w(x) = softplus(g_θ(x)) (a network, or linear for hidden = ()),
-with Adam and a learning rate decayed linearly to 0.
+E[k(x_0, ·)] (the paper's Lemma 1 closed form). The trajectories are the independent
+samples, so we minimise the U-statistic over trajectories, (1/(N(N−1))) Σ_{i≠j} ⟨ψ_i, ψ_j⟩
+with ψ_i trajectory i's term: a minibatch estimate ⟨μ̂_1, μ̂_2⟩ of two independent
+minibatches of transitions in which the products of points from the same trajectory are
+left out. This matters: within a trajectory the sum telescopes only in expectation
+(x'_t carries a fresh a' ~ π_e where x_{t+1} carries the logged action), and the
+same-trajectory products, ‖ψ_i‖², add that noise times w², a penalty on the weights'
+size; it shrank the learned weights to 0.6-0.85 even with π_e = π_b, where the exact
+ratio is 1 (`benchmarks/mwl_ablation.py`, on-policy check). The product of one batch's
+μ̂ with itself (SCOPE-RL's V-statistic) adds the same penalty again. w(x) =
+softplus(g_θ(x)) (a network, or linear for hidden = ()), with Adam and a learning rate
+decayed linearly to 0.
 
 Kernels on the features: "gaussian", exp(−‖x − y‖² / (2h²)) on features standardised
 over the logged data, h by the median heuristic (h² = median ‖x − y‖² / 2 over a
@@ -54,7 +61,7 @@ import jax.numpy as jnp
 import optax
 
 from algorithms.common.networks import MLP
-from evaluation.data import LoggedData, check, valid_mask
+from evaluation.data import DataError, LoggedData, check, valid_mask
 
 MARGINAL_ESTIMATORS = ("sam_is", "sam_dr")
 _SOFTPLUS_ONE = 0.5413248546129181   # softplus(x) = 1: the weights start at 1
@@ -64,14 +71,19 @@ _SOFTPLUS_ONE = 0.5413248546129181   # softplus(x) = 1: the weights start at 1
 class MWLConfig:
   """MWL settings: the weight network (hidden = () is linear in the features), Adam,
   steps, transitions per minibatch (two minibatches a step), kernel and its bandwidth
-  (None: the median heuristic)."""
+  (None: the median heuristic, times bandwidth_scale). same_trajectory_pairs=True keeps
+  the products of points from one trajectory in the loss (biased; for ablations only).
+  The defaults recover w = 1 on-policy (benchmarks/mwl_ablation.py); 500 steps at 1e-3
+  stop at a mean weight of 0.66."""
 
   hidden: Sequence[int] = (64, 64)
-  learning_rate: float = 1e-3
-  steps: int = 1000
+  learning_rate: float = 3e-3
+  steps: int = 2000
   batch_size: int = 256
   kernel: str = "gaussian"
   bandwidth: Optional[float] = None
+  bandwidth_scale: float = 1.0
+  same_trajectory_pairs: bool = False
 
   def validate(self) -> None:
     """Raises ValueError for settings that cannot work."""
@@ -82,6 +94,8 @@ class MWLConfig:
       raise ValueError(f"MWLConfig.learning_rate must be > 0, got {self.learning_rate}")
     if self.kernel not in ("gaussian", "linear"):
       raise ValueError(f"MWLConfig.kernel must be 'gaussian' or 'linear', got {self.kernel!r}")
+    if not self.bandwidth_scale > 0:
+      raise ValueError(f"MWLConfig.bandwidth_scale must be > 0, got {self.bandwidth_scale}")
     if self.bandwidth is not None and not self.bandwidth > 0:
       raise ValueError(f"MWLConfig.bandwidth must be > 0 or None, got {self.bandwidth}")
     if any(int(h) < 1 for h in self.hidden):
@@ -102,12 +116,20 @@ def continuation(data: LoggedData) -> jax.Array:
 
 
 def mwl_embedding_product(c1: jax.Array, z1: jax.Array, c2: jax.Array, z2: jax.Array,
-                          kernel: str, bandwidth: jax.Array) -> jax.Array:
-  """⟨Σ_i c1_i k(z1_i, ·), Σ_j c2_j k(z2_j, ·)⟩ = c1ᵀ K(z1, z2) c2 for c [M], z [M, F]."""
+                          kernel: str, bandwidth: jax.Array, g1: Optional[jax.Array] = None,
+                          g2: Optional[jax.Array] = None) -> jax.Array:
+  """⟨Σ_i c1_i k(z1_i, ·), Σ_j c2_j k(z2_j, ·)⟩ = c1ᵀ K(z1, z2) c2 for c [M], z [M, F];
+  with groups g1 [M], g2 [M'] (trajectory ids), the pairs with g1_i = g2_j left out."""
   if kernel == "linear":
-    return jnp.dot(c1 @ z1, c2 @ z2)
-  d2 = jnp.sum(z1**2, 1)[:, None] + jnp.sum(z2**2, 1)[None, :] - 2 * z1 @ z2.T
-  return c1 @ jnp.exp(-jnp.maximum(d2, 0.0) / (2 * bandwidth**2)) @ c2
+    if g1 is None:
+      return jnp.dot(c1 @ z1, c2 @ z2)
+    gram = z1 @ z2.T
+  else:
+    d2 = jnp.sum(z1**2, 1)[:, None] + jnp.sum(z2**2, 1)[None, :] - 2 * z1 @ z2.T
+    gram = jnp.exp(-jnp.maximum(d2, 0.0) / (2 * bandwidth**2))
+  if g1 is not None:
+    gram = jnp.where(g1[:, None] == g2[None, :], 0.0, gram)
+  return c1 @ gram @ c2
 
 
 def mwl(data: LoggedData, sample_action: Callable[[Any, jax.Array, jax.Array], jax.Array],
@@ -123,6 +145,8 @@ def mwl(data: LoggedData, sample_action: Callable[[Any, jax.Array, jax.Array], j
   config.validate()
   check(data, discount)
   n, horizon = data.reward.shape
+  if n < 2:
+    raise DataError(f"MWL needs at least 2 trajectories (its loss pairs different ones), got {n}")
   mask = valid_mask(data.terminated, data.truncated)
   cont = continuation(data)
   flat_valid = jnp.nonzero(mask.ravel(), size=n * horizon, fill_value=0)[0]
@@ -157,10 +181,10 @@ def mwl(data: LoggedData, sample_action: Callable[[Any, jax.Array, jax.Array], j
     x_next = scale(features(s_next, a_next, t + 1, horizon))
     x_first = scale(features(data.obs[init, 0], a_first, jnp.zeros_like(t), horizon))
     g_t = per_trajectory * discount ** t.astype(jnp.float32) / b
-    return x, x_next, x_first, g_t, cont[i, t]
+    return x, x_next, x_first, g_t, cont[i, t], jnp.concatenate([i, i, init])
 
   def coefficients(p, parts):
-    x, x_next, x_first, g_t, m = parts
+    x, x_next, x_first, g_t, m, _ = parts
     w = weight(p, x)
     c = jnp.concatenate([g_t * w, -discount * m * g_t * w,
                          jnp.full((x.shape[0],), -1.0 / x.shape[0])])
@@ -172,13 +196,19 @@ def mwl(data: LoggedData, sample_action: Callable[[Any, jax.Array, jax.Array], j
   if config.kernel == "gaussian" and config.bandwidth is None:
     z = coefficients(params, batch(k_bw))[1]       # median heuristic on one minibatch's points
     d2 = jnp.sum((z[:, None] - z[None, :]) ** 2, -1)
-    bandwidth = jnp.sqrt(jnp.maximum(jnp.median(d2[jnp.triu_indices(z.shape[0], 1)]), 1e-6) / 2)
+    bandwidth = config.bandwidth_scale * jnp.sqrt(
+        jnp.maximum(jnp.median(d2[jnp.triu_indices(z.shape[0], 1)]), 1e-6) / 2)
 
   def loss(p, k):
     k1, k2 = jax.random.split(k)
-    c1, z1 = coefficients(p, batch(k1))
-    c2, z2 = coefficients(p, batch(k2))
-    return mwl_embedding_product(c1, z1, c2, z2, config.kernel, bandwidth)
+    b1, b2 = batch(k1), batch(k2)
+    c1, z1 = coefficients(p, b1)
+    c2, z2 = coefficients(p, b2)
+    # E over the draws: (1/N²) Σ_{i≠j} ⟨ψ_i, ψ_j⟩; N/(N−1) makes it the U-statistic
+    if config.same_trajectory_pairs:
+      return mwl_embedding_product(c1, z1, c2, z2, config.kernel, bandwidth)
+    return n / (n - 1) * mwl_embedding_product(c1, z1, c2, z2, config.kernel, bandwidth,
+                                                b1[-1], b2[-1])
 
   opt = optax.adam(optax.linear_schedule(config.learning_rate, 0.0, config.steps))
 

@@ -53,30 +53,38 @@ def cells(data, states):
   return t, states, go, np.asarray(valid_mask(data.terminated, data.truncated))
 
 
-def least_squares_ratios(data, states):
+def u_statistic_ratios(data, states):
   """The finite-sample MWL solution for the tabular class, solved directly: w [T, 2, 2]
-  with mean_i Σ_t γ^t w(c_t)(f(c_t) − γ m_t E_e f(c'_t)) = E_e f(c_0) for f = 1{· = c}
-  for every cell c, and for f = 1 (least squares over these 4T + 1 equations)."""
+  minimising the U-statistic over trajectories Σ_{i≠j} ⟨ψ_i(w), ψ_j(w)⟩, ψ_i(w) [4T + 1]
+  being trajectory i's Σ_t γ^t w(c_t)(f(c_t) − γ m_t E_e f(c'_t)) − E_e f(c_0) for the test
+  functions f = 1{· = c} of every cell c and f = 1. With ψ_i = A_iᵀ w − b, S = Σ_i A_i and
+  Q = Σ_i A_i A_iᵀ, the minimiser solves (S Sᵀ − Q) w = (N − 1) S b."""
   t, s, go, valid = cells(data, states)
   m = np.asarray(mg.continuation(data))
   p_e = mdp.p_go(*TARGET)
   num = mdp.T * 4
   index = lambda tt, ss, gg: (tt * 2 + ss) * 2 + gg
-  a, b = np.zeros((num, num + 1)), np.zeros(num + 1)   # a[cell, test function]
-  for i, j in zip(*np.nonzero(valid)):
-    row = index(t[i, j], s[i, j], go[i, j])
-    g = mdp.GAMMA ** j / N
-    a[row, row] += g
-    a[row, num] += g * (1 - mdp.GAMMA * m[i, j])       # f = 1
-    if m[i, j]:
-      nxt = go[i, j]                                  # the next state is the chosen go
-      for g2, p in ((0, 1 - p_e[nxt]), (1, p_e[nxt])):
-        a[row, index(j + 1, nxt, g2)] -= mdp.GAMMA * g * p
+  big_s, big_q = np.zeros((num, num + 1)), np.zeros((num, num))
+  for i in range(valid.shape[0]):
+    a = np.zeros((num, num + 1))                       # A_i[cell, test function]
+    for j in np.nonzero(valid[i])[0]:
+      row = index(t[i, j], s[i, j], go[i, j])
+      g = mdp.GAMMA ** j
+      a[row, row] += g
+      a[row, num] += g * (1 - mdp.GAMMA * m[i, j])     # f = 1
+      if m[i, j]:
+        nxt = go[i, j]                                # the next state is the chosen go
+        for g2, p in ((0, 1 - p_e[nxt]), (1, p_e[nxt])):
+          a[row, index(j + 1, nxt, g2)] -= mdp.GAMMA * g * p
+    big_s += a
+    big_q += a @ a.T
+  b = np.zeros(num + 1)
   b[index(0, 0, 0)], b[index(0, 0, 1)], b[num] = 1 - p_e[0], p_e[0], 1.0
-  seen = np.diag(a[:, :num]) > 0
+  seen = np.abs(big_s).sum(1) > 0
   w = np.full(num, np.nan)
-  cols = np.concatenate([seen, [True]])
-  w[seen] = np.linalg.lstsq(a[np.ix_(seen, cols)].T, b[cols], rcond=None)[0]
+  sub = big_s[seen]
+  w[seen] = np.linalg.solve(sub @ sub.T - big_q[np.ix_(seen, seen)],
+                            (valid.shape[0] - 1) * sub @ b)
   return w.reshape(mdp.T, 2, 2)
 
 
@@ -98,12 +106,13 @@ def tabular_weights(logged):
 def test_tabular_mwl_recovers_the_occupancy_ratios(logged, tabular_weights):
   data, states = logged
   t, s, go, valid = cells(data, states)
-  exact, direct = exact_ratios(BEHAVIOR, TARGET), least_squares_ratios(data, states)
+  exact, direct = exact_ratios(BEHAVIOR, TARGET), u_statistic_ratios(data, states)
   for tt, ss, gg in {(a, b, c) for a, b, c in zip(t[valid], s[valid], go[valid])}:
     sel = valid & (t == tt) & (s == ss) & (go == gg)
     learned = tabular_weights[sel]
     assert np.ptp(learned) < 1e-5                       # one weight per cell
-    assert learned[0] == pytest.approx(direct[tt, ss, gg], rel=0.03), (tt, ss, gg)
+    # Adam's minibatch noise: the worst cell is 1.1-2.9% off over data seeds 0, 1, 2
+    assert learned[0] == pytest.approx(direct[tt, ss, gg], rel=0.05), (tt, ss, gg)
     if sel.sum() > 1000:                                # finite-sample error ~ 1/sqrt(count)
       assert learned[0] == pytest.approx(exact[tt, ss, gg], rel=0.1), (tt, ss, gg)
   value = mdp.exact(*TARGET)[0][0, 0]
@@ -154,12 +163,25 @@ def test_kernel_embedding_product_by_hand():
   want_linear = sum(c1[i] * c2[j] * z1[i] @ z2[j] for i in range(3) for j in range(2))
   got = mg.mwl_embedding_product(*map(jnp.asarray, (c1, z1, c2, z2)), "linear", h)
   assert float(got) == pytest.approx(want_linear, rel=1e-5)
+  # With trajectory ids, the products of points of one trajectory are left out.
+  g1, g2 = np.array([0, 1, 1]), np.array([1, 2])
+  for kernel, pair in (("gaussian", lambda a, b: np.exp(-np.sum((a - b) ** 2) / (2 * h * h))),
+                       ("linear", lambda a, b: a @ b)):
+    want = sum(c1[i] * c2[j] * pair(z1[i], z2[j]) for i in range(3) for j in range(2)
+               if g1[i] != g2[j])
+    got = mg.mwl_embedding_product(*map(jnp.asarray, (c1, z1, c2, z2)), kernel, h,
+                                   jnp.asarray(g1), jnp.asarray(g2))
+    assert float(got) == pytest.approx(want, rel=1e-5), kernel
 
 
 def test_bad_config_is_a_clear_error():
   data, _ = mdp.sample(0, 4, *BEHAVIOR)
   for bad, message in ((dict(kernel="rbf"), "kernel must be 'gaussian' or 'linear'"),
                        (dict(steps=0), "steps must be >= 1"),
-                       (dict(bandwidth=-1.0), "bandwidth must be > 0")):
+                       (dict(bandwidth=-1.0), "bandwidth must be > 0"),
+                       (dict(bandwidth_scale=0.0), "bandwidth_scale must be > 0")):
     with pytest.raises(ValueError, match=message):
       mg.mwl(data, sample_target, None, mdp.GAMMA, jax.random.PRNGKey(0), mg.MWLConfig(**bad))
+  one = jax.tree.map(lambda x: x[:1], data)
+  with pytest.raises(ValueError, match="at least 2 trajectories"):
+    mg.mwl(one, sample_target, None, mdp.GAMMA, jax.random.PRNGKey(0))
