@@ -26,6 +26,8 @@ flags.DEFINE_string("expert_workdir", None, "Expert training run (trained here i
 flags.DEFINE_integer("expert_steps", 200_000, "Env steps of the expert if it must be trained.")
 flags.DEFINE_integer("expert_seeds", 1, "Seeds of the expert run; the best is used.")
 flags.DEFINE_multi_string("expert_override", [], "Config override of the expert, key=value.")
+flags.DEFINE_multi_string("env_arg", [], "Env argument of the expert's run, key=value (e.g. "
+                          "episode_length=100: the demonstrations' length too).")
 flags.DEFINE_integer("num_trajectories", 4, "Expert episodes to save (K).")
 flags.DEFINE_bool("deterministic", True, "Roll out tanh(mean) rather than sampling.")
 flags.DEFINE_string("out", None, "Output path prefix (<out>.npz, <out>.json).")
@@ -53,7 +55,7 @@ def main(argv):
 
   spec = runner.RunSpec(agent=FLAGS.agent, env=FLAGS.env, num_seeds=FLAGS.expert_seeds,
                         total_steps=FLAGS.expert_steps, seed=FLAGS.seed,
-                        overrides=tuple(FLAGS.expert_override))
+                        overrides=tuple(FLAGS.expert_override), env_args=tuple(FLAGS.env_arg))
   summary_path = os.path.join(FLAGS.expert_workdir, "summary.json")
   try:
     if not (os.path.exists(summary_path) and json.load(open(summary_path))["finished"]):

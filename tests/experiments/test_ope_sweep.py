@@ -6,8 +6,6 @@ import glob
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,8 +14,8 @@ from evaluation import data as data_lib
 from evaluation import metrics
 from evaluation.ope import ESTIMATORS
 from tests.experiments import binary
+from tests.notebooks.execute import execute, images, stream_text
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLAGS = ["--env=brax/inverted_pendulum", "--policy_steps=1024", "--policy_stages=2",
          "--policy_override=num_envs=8", "--policy_override=unroll_length=16",
          "--policy_override=num_minibatches=2", "--policy_override=num_epochs=2",
@@ -29,17 +27,18 @@ FLAGS = ["--env=brax/inverted_pendulum", "--policy_steps=1024", "--policy_stages
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("ope"))
+  """The sweep as notebooks/sharpe_ratio_at_k.ipynb runs it at its tiny budget (FLAGS): one
+  run checks both the binary and the notebook (its figures are asserted in test_outputs)."""
+  runs = tmp_path_factory.mktemp("ope")
   # Two host devices: the two datasets are sharded one per device.
-  env = binary.environ(XLA_FLAGS="--xla_force_host_platform_device_count=2")
-  out = subprocess.run([sys.executable, "-m", "experiments.ope_sweep", f"--workdir={workdir}",
-                        *FLAGS], cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
-  assert out.returncode == 0, out.stderr[-3000:]
-  return workdir, out.stdout
+  book = execute("sharpe_ratio_at_k", runs, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  assert all(f'"{flag}"' in book.cells[2].source for flag in FLAGS), "notebook's tiny flags differ"
+  return str(runs / "sharpe_ratio"), stream_text(book), images(book)
 
 
 def test_outputs(sweep_dir):
-  workdir, stdout = sweep_dir
+  workdir, stdout, shown = sweep_dir
+  assert shown == 2   # the notebook's: SharpeRatio@k beside ours recorded; estimated vs true
   for name in ("ope_summary.json", "ope_table.csv", "sharpe_ratio_at_k.png",
                "estimated_vs_true.png", "logged/dataset_0.npz", "logged/dataset_0.json",
                "logged/ope_inputs_0.npz"):
@@ -51,7 +50,7 @@ def test_outputs(sweep_dir):
 
 
 def test_summary_is_consistent(sweep_dir):
-  workdir, _ = sweep_dir
+  workdir, _, _ = sweep_dir
   with open(os.path.join(workdir, "ope_summary.json")) as f:
     s = json.load(f)
   # Two checkpoint stages x two temperatures, plus the trained candidate source.
@@ -77,7 +76,7 @@ def test_summary_is_consistent(sweep_dir):
 
 
 def test_return_distributions_and_selection_by_risk(sweep_dir):
-  workdir, stdout = sweep_dir
+  workdir, stdout, _ = sweep_dir
   assert os.path.getsize(os.path.join(workdir, "return_cdfs.png")) > 0
   assert "| cd_sntdr |" in stdout
   with open(os.path.join(workdir, "ope_summary.json")) as f:
@@ -101,7 +100,7 @@ def test_return_distributions_and_selection_by_risk(sweep_dir):
 
 
 def test_intervals_and_selection_by_lower_bound(sweep_dir):
-  workdir, stdout = sweep_dir
+  workdir, stdout, _ = sweep_dir
   with open(os.path.join(workdir, "ope_summary.json")) as f:
     s = json.load(f)
   assert "interval coverage" in stdout
@@ -120,7 +119,7 @@ def test_intervals_and_selection_by_lower_bound(sweep_dir):
 
 
 def test_logged_dataset_loads(sweep_dir):
-  workdir, _ = sweep_dir
+  workdir, _, _ = sweep_dir
   data = data_lib.load(os.path.join(workdir, "logged", "dataset_0"))
   assert data.reward.shape == (16, 20)
   inputs = np.load(os.path.join(workdir, "logged", "ope_inputs_0.npz"))
@@ -129,7 +128,7 @@ def test_logged_dataset_loads(sweep_dir):
 
 def test_rerun_resumes_from_saved_stages(sweep_dir, tmp_path):
   """Every stage is read back, not recomputed, and the results are the same."""
-  workdir, _ = sweep_dir
+  workdir, _, _ = sweep_dir
   copy = tmp_path / "ope"
   shutil.copytree(workdir, copy)
   os.remove(copy / "ope_summary.json")
@@ -145,7 +144,7 @@ def test_rerun_resumes_from_saved_stages(sweep_dir, tmp_path):
 
 
 def test_damaged_candidate_checkpoint_is_one_clear_error(sweep_dir, tmp_path):
-  workdir, _ = sweep_dir
+  workdir, _, _ = sweep_dir
   policy = tmp_path / "policy"
   shutil.copytree(os.path.join(workdir, "policy"), policy)
   files = [f for f in glob.glob(f"{policy}/checkpoints/1/**/*", recursive=True) if os.path.isfile(f)]

@@ -1,0 +1,13 @@
+"""notebooks/mdpo.ipynb runs top to bottom at the tiny budget (MDPO alone) and shows its
+figures. One file per notebook, so that pytest-xdist spreads them over workers."""
+
+import json
+
+from tests.notebooks.execute import execute, images
+
+
+def test_runs_at_the_tiny_budget(tmp_path):
+  book = execute("mdpo", tmp_path)
+  for agent in ("mdpo",):                    # the tiny budget trains MDPO alone
+    assert json.load(open(tmp_path / "mdpo" / agent / "summary.json"))["finished"], agent
+  assert images(book) == 2
