@@ -121,12 +121,18 @@ def mwl_embedding_product(c1: jax.Array, z1: jax.Array, c2: jax.Array, z2: jax.A
   """⟨Σ_i c1_i k(z1_i, ·), Σ_j c2_j k(z2_j, ·)⟩ = c1ᵀ K(z1, z2) c2 for c [M], z [M, F];
   with groups g1 [M], g2 [M'] (trajectory ids), the pairs with g1_i = g2_j left out."""
   if kernel == "linear":
+    full = jnp.dot(c1 @ z1, c2 @ z2)
     if g1 is None:
-      return jnp.dot(c1 @ z1, c2 @ z2)
-    gram = z1 @ z2.T
-  else:
-    d2 = jnp.sum(z1**2, 1)[:, None] + jnp.sum(z2**2, 1)[None, :] - 2 * z1 @ z2.T
-    gram = jnp.exp(-jnp.maximum(d2, 0.0) / (2 * bandwidth**2))
+      return full
+    # in feature space: minus Σ_g ⟨Σ_{i∈g} c1_i z1_i, Σ_{j∈g} c2_j z2_j⟩ over shared ids
+    ids, index = jnp.unique(jnp.concatenate([g1, g2]), size=g1.shape[0] + g2.shape[0],
+                            return_inverse=True)
+    del ids
+    s1 = jax.ops.segment_sum(c1[:, None] * z1, index[:g1.shape[0]], g1.shape[0] + g2.shape[0])
+    s2 = jax.ops.segment_sum(c2[:, None] * z2, index[g1.shape[0]:], g1.shape[0] + g2.shape[0])
+    return full - jnp.sum(s1 * s2)
+  d2 = jnp.sum(z1**2, 1)[:, None] + jnp.sum(z2**2, 1)[None, :] - 2 * z1 @ z2.T
+  gram = jnp.exp(-jnp.maximum(d2, 0.0) / (2 * bandwidth**2))
   if g1 is not None:
     gram = jnp.where(g1[:, None] == g2[None, :], 0.0, gram)
   return c1 @ gram @ c2
