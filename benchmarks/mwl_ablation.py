@@ -110,7 +110,9 @@ def on_policy(dataset_dir, profile):
   step = int(meta["behavior_policy"].split("@")[1])
   _, _, agent = runner.build(runner.RunSpec(**runner.read_spec(expert)))
   params = jax.vmap(agent.policy_params)(runner.load_state(expert, step))
-  params = jax.tree.map(lambda x: x[0], params)   # make_dataset logs the best seed: one here
+  with open(os.path.join(dataset_dir, "datasets.json")) as f:
+    seed = json.load(f)["expert_seed"]           # make_dataset logs with the best seed
+  params = jax.tree.map(lambda x: x[seed], params)
   gamma = meta["discount"]
   mask = np.asarray(data_lib.valid_mask(data.terminated, data.truncated))
   truth = float(np.mean(np.asarray(data_lib.discounted_returns(data, gamma))))

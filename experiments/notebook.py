@@ -2,7 +2,8 @@
 learning curves, plot them, and show saved figures.
 
 Each notebook reads its budget from the environment (`NOTEBOOK_BUDGET`: "tiny" is CI's
-smoke run, seconds of training; "small", the default, is a few minutes on a Colab GPU)
+smoke run, seconds of training; "small", the default, is meant for a Colab GPU: minutes
+to an hour, not timed)
 and its output directory from `NOTEBOOK_RUNS` (default runs/notebooks).
 """
 
@@ -47,7 +48,8 @@ def run(module: str, *flags: str) -> str:
                           text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
   lines = []
   for line in proc.stdout:
-    if "warn" not in line.lower():   # brax's and absl's warnings drown the progress
+    # brax's deprecation warning (two lines) drowns the progress; everything else is shown
+    if "Warning:" not in line and not line.lstrip().startswith("warnings.warn("):
       print(line, end="", flush=True)
     lines.append(line)
   if proc.wait() != 0:
@@ -57,12 +59,11 @@ def run(module: str, *flags: str) -> str:
 
 def curve(workdir: str) -> tuple[np.ndarray, np.ndarray]:
   """A training run's evaluations: env steps [C] and eval return [seeds, C]."""
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f if line.strip()]
-  rows = [r for r in rows if "eval_return" in r]
-  chunks = sorted({r["chunk"] for r in rows})
+  from experiments.runner import _read_metrics  # pylint: disable=import-outside-toplevel
+  rows = [r for r in _read_metrics(os.path.join(workdir, "metrics.jsonl")) if "eval_return" in r]
   seeds = sorted({r["seed"] for r in rows})
   at = {(r["chunk"], r["seed"]): r for r in rows}
+  chunks = sorted({c for c, _ in at if all((c, s) in at for s in seeds)})  # complete ones
   steps = np.array([at[(c, seeds[0])]["env_steps"] for c in chunks])
   returns = np.array([[at[(c, s)]["eval_return"] for c in chunks] for s in seeds], float)
   return steps, returns

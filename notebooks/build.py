@@ -5,7 +5,7 @@ Each notebook: (1) installs the repository (in Colab it clones and pip-installs 
 a checkout it uses that checkout), (2) reads its budget from $NOTEBOOK_BUDGET ("tiny": the
 tests' smoke run; "small", the default: minutes on a Colab GPU), (3) runs a small
 reproduction through the repository's binaries, (4) shows the result beside the paper's
-reported numbers or figure and beside our full-budget figure from BENCHMARKS.md.
+reported numbers or claim and, where BENCHMARKS.md has one, our full-budget figure.
 """
 
 import os
@@ -102,6 +102,7 @@ This notebook trains MDPO and PPO with the same batch layout through `experiment
 and plots their learning curves.'''),
     code(INSTALL),
     code('''
+from benchmarks.props_sampling_error import PPO_MDPO  # PPO matched to MDPO's setting
 BUDGET, S = nb.budget({
     # smoke run (CI): MDPO alone, seconds, nothing learned
     "tiny": dict(env="brax/inverted_pendulum", total_steps=768, num_seeds=2, num_evals=2,
@@ -113,10 +114,7 @@ BUDGET, S = nb.budget({
     # MuJoCo PPO2: 10 epochs x 32 minibatches, clip 0.2), 300k steps
     "small": dict(env="brax/hopper", total_steps=300_000, num_seeds=5, num_evals=15,
                   env_args=[], agents=["mdpo", "ppo"], mdpo=[],
-                  ppo=["num_envs=1", "unroll_length=2048", "learning_rate=0.0003",
-                       "max_grad_norm=0.5", "adam_eps=1e-05", "entropy_coef=0.0",
-                       "value_clip=0.2", "normalize_rewards=True", "activation='tanh'",
-                       "num_minibatches=32", "num_epochs=10", "clip_eps=0.2"]),
+                  ppo=[f"{k}={v!r}" for k, v in PPO_MDPO.items()]),
 })
 RUNS = nb.runs_dir("mdpo")
 print(BUDGET, S)'''),
@@ -134,6 +132,7 @@ paper's claim is not reproduced there, and BENCHMARKS.md shows why.'''),
 fig, ax = plt.subplots(figsize=(6, 4))
 nb.plot_curves({a.upper(): f"{RUNS}/{a}" for a in S["agents"]}, ax, f"{S['env']} ({BUDGET})")
 fig.savefig(f"{RUNS}/curves.png")
+plt.close(fig)
 nb.show_images([f"{RUNS}/curves.png", "benchmarks/figures/mdpo_hopper_1m.png"],
                [f"this run ({BUDGET})", "ours: brax/hopper, 1M steps, 5 seeds"])
 plt.show()'''),
@@ -162,12 +161,14 @@ BUDGET, S = nb.budget({
                  expert=TINY_NET, agents=["ailboost"],
                  total_steps=512, num_seeds=2, num_evals=2, demos=1, learner=TINY_NET,
                  ailboost=["learner_steps=256", "num_samples=50"]),
-    # BENCHMARKS.md's setting (issue 11), shorter: 100k steps there
+    # BENCHMARKS.md's AILBoost vs DAC setting (both learners the same SAC, Adam 3e-4), 50k steps
     "small": dict(env="dmc/cartpole_swingup", env_args=[], expert_steps=200_000, expert=[],
                   agents=["ailboost", "dac"],
                   total_steps=50_000, num_seeds=5, num_evals=10, demos=4,
                   learner=["num_envs=8", "unroll_length=25", "utd_ratio=0.5", "batch_size=256",
-                           "hidden=(256,256)", "buffer_size=200000", "learning_starts=5000"],
+                           "hidden=(256,256)", "buffer_size=200000", "learning_starts=5000",
+                           "actor_learning_rate=0.0003", "critic_learning_rate=0.0003",
+                           "alpha_learning_rate=0.0003"],
                   ailboost=[]),
 })
 RUNS = nb.runs_dir("ailboost")
@@ -193,6 +194,7 @@ fig, ax = plt.subplots(figsize=(6, 4))
 nb.plot_curves({{"ailboost": "AILBoost", "dac": "DAC"}[a]: f"{RUNS}/{a}" for a in S["agents"]}, ax,
                f"{S['env']}, {S['demos']} demonstration(s) ({BUDGET})")
 fig.savefig(f"{RUNS}/curves.png")
+plt.close(fig)
 nb.show_images([f"{RUNS}/curves.png", "benchmarks/figures/imitation.png"],
                [f"this run ({BUDGET})", "ours: DMC cartpole, 5 seeds (BENCHMARKS.md)"])
 plt.show()'''),
@@ -212,7 +214,7 @@ do not tell apart. Its example: estimators with the same accuracy whose top-k po
 carry very different risk (its figures of SharpeRatio@k against k).
 
 This notebook runs `experiments.ope_sweep`: candidate policies from a PPO run's
-checkpoints at several temperatures, logged datasets from the behaviour policy, nine OPE
+checkpoints at several temperatures, logged datasets from the behaviour policy, seven OPE
 estimators, and SharpeRatio@k with the other top-k metrics against Monte-Carlo truths.'''),
     code(INSTALL),
     code('''
@@ -231,7 +233,7 @@ RUNS = nb.runs_dir("sharpe_ratio")
 out = nb.run("experiments.ope_sweep", f"--workdir={RUNS}", *S)'''),
     md('''
 Left: SharpeRatio@k of each estimator against k in this run. Right: ours on
-dmc/cartpole_balance (BENCHMARKS.md, "OPE sweep"). As in the paper, estimators whose
+dmc/cartpole_balance (BENCHMARKS.md, after issue 12's fixes). As in the paper, estimators whose
 accuracy (MSE) is alike can differ in SharpeRatio@k, the high-variance IS forms placing
 risky candidates in their top k.'''),
     code('''
@@ -267,7 +269,8 @@ BUDGET, S = nb.budget({
                  env_args=["episode_length=50"], grad_steps=64, num_seeds=2,
                  expert=["num_envs=8", "unroll_length=16", "num_minibatches=2",
                          "num_epochs=2", "policy_hidden=(16,)", "value_hidden=(16,)"],
-                 agent=["hidden=(16,)", "batch_size=32"], agents=["td3_bc"], levels=["medium"]),
+                 agent=["hidden=(16,)", "batch_size=32", "grad_steps=32"], agents=["td3_bc"],
+                 levels=["medium"]),
     "small": dict(env="brax/hopper", expert_steps=2_000_000, trajectories=100, env_args=[],
                   grad_steps=100_000, num_seeds=3, expert=[], agent=[], agents=["td3_bc", "iql"],
                   levels=["medium", "medium-replay"]),
@@ -316,6 +319,8 @@ NOTEBOOKS = {"props": PROPS, "mdpo": MDPO, "ailboost": AILBOOST,
 
 def main():
   for name, cells in NOTEBOOKS.items():
+    for i, cell in enumerate(cells):
+      cell.id = f"{name}-{i}"            # stable ids: a rebuild changes only what changed
     book = v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"}, "accelerator": "GPU",

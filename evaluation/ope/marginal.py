@@ -27,7 +27,9 @@ size; it shrank the learned weights to 0.6-0.85 even with π_e = π_b, where the
 ratio is 1 (`benchmarks/mwl_ablation.py`, on-policy check). The product of one batch's
 μ̂ with itself (SCOPE-RL's V-statistic) adds the same penalty again. w(x) =
 softplus(g_θ(x)) (a network, or linear for hidden = ()), with Adam and a learning rate
-decayed linearly to 0.
+decayed linearly to 0. The U-statistic is unbiased but has no lower bound where a region
+of (s, a, t) is seen in one trajectory only (its weight then has a slope and no
+curvature), so there the result rests on the step budget.
 
 Kernels on the features: "gaussian", exp(−‖x − y‖² / (2h²)) on features standardised
 over the logged data, h by the median heuristic (h² = median ‖x − y‖² / 2 over a
@@ -74,7 +76,7 @@ class MWLConfig:
   (None: the median heuristic, times bandwidth_scale). same_trajectory_pairs=True keeps
   the products of points from one trajectory in the loss (biased; for ablations only).
   The defaults recover w = 1 on-policy (benchmarks/mwl_ablation.py); 500 steps at 1e-3
-  stop at a mean weight of 0.66."""
+  stop at a mean weight of 0.66 over the first 10 steps."""
 
   hidden: Sequence[int] = (64, 64)
   learning_rate: float = 3e-3
@@ -151,7 +153,7 @@ def mwl(data: LoggedData, sample_action: Callable[[Any, jax.Array, jax.Array], j
   config.validate()
   check(data, discount)
   n, horizon = data.reward.shape
-  if n < 2:
+  if n < 2 and not config.same_trajectory_pairs:
     raise DataError(f"MWL needs at least 2 trajectories (its loss pairs different ones), got {n}")
   mask = valid_mask(data.terminated, data.truncated)
   cont = continuation(data)

@@ -83,8 +83,9 @@ def u_statistic_ratios(data, states):
   seen = np.abs(big_s).sum(1) > 0
   w = np.full(num, np.nan)
   sub = big_s[seen]
-  w[seen] = np.linalg.solve(sub @ sub.T - big_q[np.ix_(seen, seen)],
-                            (valid.shape[0] - 1) * sub @ b)
+  hessian = sub @ sub.T - big_q[np.ix_(seen, seen)]
+  assert np.linalg.eigvalsh(hessian).min() > 0   # a minimum (the U-statistic can be unbounded)
+  w[seen] = np.linalg.solve(hessian, (valid.shape[0] - 1) * sub @ b)
   return w.reshape(mdp.T, 2, 2)
 
 

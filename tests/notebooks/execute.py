@@ -16,7 +16,7 @@ def execute(name: str, runs, **env) -> nbformat.NotebookNode:
   executed notebook. A failing cell raises nbclient's CellExecutionError with its
   traceback."""
   book = nbformat.read(os.path.join(ROOT, "notebooks", f"{name}.ipynb"), as_version=4)
-  client = nbclient.NotebookClient(book, timeout=600, kernel_name="python3",
+  client = nbclient.NotebookClient(book, timeout=900, kernel_name="python3",
                                    resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}})
   client.execute(env=binary.environ(NOTEBOOK_BUDGET="tiny", NOTEBOOK_RUNS=str(runs), **env))
   return book

@@ -13,4 +13,4 @@ def test_runs_at_the_tiny_budget(tmp_path):
     for level in ("medium",):
       summary = json.load(open(tmp_path / "offline" / f"{agent}_{level}" / "summary.json"))
       assert len(summary["final_normalized_score"]) == 2, (agent, level)
-  assert images(book) == 1
+  assert images(book) == 1         # the papers' scores beside ours

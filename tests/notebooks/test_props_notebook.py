@@ -10,4 +10,4 @@ def test_runs_at_the_tiny_budget(tmp_path):
   book = execute("props", tmp_path)
   summary = json.load(open(tmp_path / "props" / "summary.json"))
   assert summary, "no variants summarised"
-  assert images(book) == 1
+  assert images(book) == 1         # our run beside our recorded figure
