@@ -18,6 +18,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+# The plotting modules select matplotlib's Agg backend when imported (the binaries write
+# files). Imported here, before the notebook's `%matplotlib inline`, so that no later
+# import switches a notebook's inline figures off.
+from evaluation import plots as _evaluation_plots  # pylint: disable=unused-import
+from experiments import plots as _experiment_plots  # pylint: disable=unused-import
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -31,8 +31,9 @@ else:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ROOT + extra], check=True)
 os.chdir(ROOT)
 sys.path.insert(0, ROOT)
-import matplotlib.pyplot as plt
-from experiments import notebook as nb'''
+from experiments import notebook as nb
+%matplotlib inline
+import matplotlib.pyplot as plt'''
 
 
 def md(text):
