@@ -88,6 +88,18 @@ def plot_curves(runs: Mapping[str, str], ax, title: str = "") -> None:
   ax.legend()
 
 
+def curves_beside(runs: Mapping[str, str], path: str, title: str, recorded: str,
+                  recorded_title: str):
+  """Plots the {label: workdir} learning curves to `path` and shows them beside the
+  recorded figure `recorded` -> the figure."""
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, ax = plt.subplots(figsize=(6, 4))
+  plot_curves(runs, ax, title)
+  fig.savefig(path)
+  plt.close(fig)
+  return show_images([path, recorded], [title, recorded_title])
+
+
 def show_images(paths: Sequence[str], titles: Sequence[str], width: float = 7.0):
   """The saved figures side by side (matplotlib) -> the figure."""
   import matplotlib.image as mpimg  # pylint: disable=import-outside-toplevel

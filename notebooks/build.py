@@ -130,12 +130,9 @@ Left: this run. Right: ours at 1M env steps × 5 seeds on brax/hopper (BENCHMARK
 "On-policy MDPO"), where PPO matched to MDPO finishes ahead (IQM 3461 against 2572): the
 paper's claim is not reproduced there, and BENCHMARKS.md shows why.'''),
     code('''
-fig, ax = plt.subplots(figsize=(6, 4))
-nb.plot_curves({a.upper(): f"{RUNS}/{a}" for a in S["agents"]}, ax, f"{S['env']} ({BUDGET})")
-fig.savefig(f"{RUNS}/curves.png")
-plt.close(fig)
-nb.show_images([f"{RUNS}/curves.png", "benchmarks/figures/mdpo_hopper_1m.png"],
-               [f"this run ({BUDGET})", "ours: brax/hopper, 1M steps, 5 seeds"])
+nb.curves_beside({a.upper(): f"{RUNS}/{a}" for a in S["agents"]}, f"{RUNS}/curves.png",
+                 f"this run: {S['env']} ({BUDGET})", "benchmarks/figures/mdpo_hopper_1m.png",
+                 "ours: brax/hopper, 1M steps, 5 seeds")
 plt.show()'''),
 ]
 
@@ -191,13 +188,10 @@ Left: this run. Right: ours on cartpole_balance and cartpole_swingup (BENCHMARKS
 "AILBoost vs DAC"), where DAC is ahead at 30-36k steps: the paper's ordering is not
 reproduced at that budget, and BENCHMARKS.md says what differs from the paper's setting.'''),
     code('''
-fig, ax = plt.subplots(figsize=(6, 4))
-nb.plot_curves({{"ailboost": "AILBoost", "dac": "DAC"}[a]: f"{RUNS}/{a}" for a in S["agents"]}, ax,
-               f"{S['env']}, {S['demos']} demonstration(s) ({BUDGET})")
-fig.savefig(f"{RUNS}/curves.png")
-plt.close(fig)
-nb.show_images([f"{RUNS}/curves.png", "benchmarks/figures/imitation.png"],
-               [f"this run ({BUDGET})", "ours: DMC cartpole, 5 seeds (BENCHMARKS.md)"])
+names = {"ailboost": "AILBoost", "dac": "DAC"}
+nb.curves_beside({names[a]: f"{RUNS}/{a}" for a in S["agents"]}, f"{RUNS}/curves.png",
+                 f"this run: {S['env']}, {S['demos']} demo(s) ({BUDGET})",
+                 "benchmarks/figures/imitation.png", "ours: DMC cartpole, 5 seeds (BENCHMARKS.md)")
 plt.show()'''),
 ]
 
