@@ -77,7 +77,7 @@ def main(_):
               f"t>=50 {wn[:, 50:][mask[:, 50:]].mean() if mask[:, 50:].any() else float('nan'):.2f}")
 
   if FLAGS.dataset_dir:
-    on_policy(FLAGS.dataset_dir, weight_profile)
+    on_policy(FLAGS.dataset_dir)
   if not FLAGS.tiny:
     return
   data, _ = mdp.sample(0, 20000, (0.0, 0.0), 1.0)
@@ -93,7 +93,7 @@ def main(_):
           f"{(value - exact) / exact:+.1%}")
 
 
-def on_policy(dataset_dir, profile):
+def on_policy(dataset_dir):
   """Part 3: MWL with the medium level's own behaviour policy as the target."""
   # pylint: disable=import-outside-toplevel
   import jax
@@ -133,7 +133,7 @@ def on_policy(dataset_dir, profile):
       w = jax.jit(lambda d, k, c=config, f=sample: mg.mwl(d, f, params, gamma, k, c))(
           data, jax.random.PRNGKey(0))
       print(f"    {name}: SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
-            f"{profile(np.asarray(w), mask)}")
+            f"{weight_profile(np.asarray(w), mask)}")
 
 
 if __name__ == "__main__":

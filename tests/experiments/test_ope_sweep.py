@@ -2,10 +2,10 @@
 resume from its saved stages, one clear error for a damaged candidate run."""
 
 import csv
-import re
 import glob
 import json
 import os
+import re
 import shutil
 
 import numpy as np
