@@ -25,6 +25,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "gpu.json", "Output JSON.")
 flags.DEFINE_bool("smoke", False, "Tiny sizes (a CPU test of the script).")
 flags.DEFINE_list("stages", ["ppo", "sac", "seeds", "ope"], "Stages to run.")
+flags.DEFINE_multi_string("ope_flag", [], "Extra experiments.ope_sweep flag of the OPE stage "
+                          "(e.g. --ope_flag=--policy_steps=50000).")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -103,15 +105,17 @@ def ope_sweep(small: bool) -> dict:
     if small:
       flags_ += ["--policy_steps=2000", "--num_datasets=2", "--num_trajectories=8",
                  "--true_episodes=4", "--fqe_steps_per_stage=2"]
+    flags_ += FLAGS.ope_flag
     t = time.time()
+    # its progress goes to our stderr (the log), so a run cut short shows where it was
     done = subprocess.run([sys.executable, "-m", "experiments.ope_sweep", *flags_], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+                          check=False)
     seconds = time.time() - t
     if done.returncode:
-      raise RuntimeError(done.stderr[-2000:])
+      raise RuntimeError(f"experiments.ope_sweep exited with {done.returncode} (its log above)")
     with open(os.path.join(workdir, "ope_summary.json")) as f:
       summary = json.load(f)
-  return {"wall_seconds": seconds, "timing": summary.get("timing")}
+  return {"wall_seconds": seconds, "flags": flags_[1:], "timing": summary.get("timing")}
 
 
 if __name__ == "__main__":
