@@ -14,7 +14,11 @@ is one checkpoint of the expert run acting stochastically, MWL for that same pol
 target (the exact ratio is 1 everywhere and SAM-IS's truth is the data's own mean
 discounted return) and for its deterministic (mean) action: the default MWL, with the
 products of same-trajectory points kept in the loss, at the former default of 500 steps
-at 1e-3, and at 1/4 and 4 times the median-heuristic bandwidth.
+at 1e-3, and at 1/4 and 4 times the median-heuristic bandwidth. Then the deterministic
+action smoothed by the box-truncated Gaussian action kernel at h = 0.1 and 0.3 (what
+`evaluation.sweep` gives MWL for deterministic candidates; 0.3 is ops' --bandwidth), with
+its truth, the smoothed policy's discounted value, from 1000 episodes, and the kernel
+PDIS estimate of the same policy beside it.
 """
 
 import json
@@ -27,6 +31,7 @@ flags.DEFINE_string("workdir", None, "An experiments.ops workdir (TD3+BC candida
 flags.DEFINE_list("candidates", ["0"], "Indices of TD3+BC candidates in ops_summary.json.")
 flags.DEFINE_string("dataset_dir", None, "A make_dataset workdir (Part 3: on-policy MWL).")
 flags.DEFINE_bool("tiny", True, "Run Part 2 (the tiny MDP).")
+flags.DEFINE_bool("settings", True, "Part 3: the MWL settings (False: the smoothed targets only).")
 
 
 def weight_profile(w, mask):
@@ -99,7 +104,9 @@ def on_policy(dataset_dir):
   import jax
   import numpy as np
 
+  from envs.episodes import episode_returns
   from evaluation import data as data_lib
+  from evaluation.ope import estimators as est
   from evaluation.ope import marginal as mg
   from experiments import runner
 
@@ -108,7 +115,7 @@ def on_policy(dataset_dir):
   data = data_lib.load(os.path.join(dataset_dir, "medium"))
   expert = os.path.join(dataset_dir, "expert")
   step = int(meta["behavior_policy"].split("@")[1])
-  _, _, agent = runner.build(runner.RunSpec(**runner.read_spec(expert)))
+  _, env, agent = runner.build(runner.RunSpec(**runner.read_spec(expert)))
   params = jax.vmap(agent.policy_params)(runner.load_state(expert, step))
   with open(os.path.join(dataset_dir, "datasets.json")) as f:
     seed = json.load(f)["expert_seed"]           # make_dataset logs with the best seed
@@ -125,7 +132,7 @@ def on_policy(dataset_dir):
                dict(steps=500, learning_rate=1e-3, same_trajectory_pairs=True)),
               ("bandwidth x0.25", dict(bandwidth_scale=0.25)),
               ("bandwidth x4", dict(bandwidth_scale=4.0)))
-  for deterministic in (False, True):
+  for deterministic in (False, True) if FLAGS.settings else ():
     sample = lambda p, o, k, d=deterministic: agent.make_policy(p, d)(o, k)
     print(f"  target: {'its deterministic mean' if deterministic else 'the behaviour itself'}")
     for name, fields in settings:
@@ -134,6 +141,18 @@ def on_policy(dataset_dir):
           data, jax.random.PRNGKey(0))
       print(f"    {name}: SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
             f"{weight_profile(np.asarray(w), mask)}")
+  mean_action = lambda o: agent.make_policy(params, True)(o, jax.random.PRNGKey(0))
+  for h in (0.1, 0.3):
+    sample = lambda p, o, k, h=h: est.sample_kernel(k, agent.make_policy(p, True)(o, k), h)
+    value = float(jax.jit(lambda k, f=sample: episode_returns(
+        env, lambda o, kk: f(params, o, kk), k, 1000, data.horizon, gamma).mean())(
+            jax.random.PRNGKey(1)))
+    w = jax.jit(lambda d, k, f=sample: mg.mwl(d, f, params, gamma, k))(data, jax.random.PRNGKey(0))
+    lr = est.kernel_log_ratio(data, jax.vmap(mean_action)(data.obs), h)
+    pdis = float(est.estimate_all(data, lr[None], gamma)["pdis"][0])
+    print(f"  target: its deterministic mean smoothed by the action kernel, h = {h} "
+          f"(true value {value:.2f}): SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
+          f"kernel PDIS {pdis:.2f}, {weight_profile(np.asarray(w), mask)}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from evaluation.candidates import TanhGaussianFamily
 from evaluation.data import LoggedData, collect, discounted_returns
 from evaluation.ope import (FQEConfig, MWLConfig, confidence_intervals, cumulative_distributions,
                             estimate_all, estimate_marginal, fqe, kernel_log_ratio, log_ratio,
-                            mwl, risk_functionals)
+                            mwl, risk_functionals, sample_kernel)
 
 
 def collect_datasets(env: Env, family: TanhGaussianFamily, behavior: dict, key: jax.Array,
@@ -52,7 +52,11 @@ def ratios_and_q(data: LoggedData, family: TanhGaussianFamily, pool: dict, disco
 
   Stochastic candidates use their densities; deterministic ones (τ = 0) the action
   kernel (`kernel`, width `bandwidth`, truncated to the action box unless
-  kernel_truncate=False).
+  kernel_truncate=False). MWL then learns the occupancy ratio of the same smoothed policy,
+  a ~ K_h(· | π_e(s)) (`sample_kernel`): a deterministic policy on continuous actions has
+  no occupancy density ratio, and its MWL weights collapse towards 0
+  (`benchmarks/mwl_ablation.py`). So SAM-IS, like the kernel IS estimators, estimates the
+  smoothed policy's value; FQE (DM, and SAM-DR's Q̂) stays π_e's own.
   """
 
   def one(cand, k):
@@ -65,8 +69,13 @@ def ratios_and_q(data: LoggedData, family: TanhGaussianFamily, pool: dict, disco
                     fqe_config)
     out = {"log_ratio": lr, "q_sa": q_sa, "v_s": v_s}
     if mwl_config is not None:
-      out["marginal_weight"] = mwl(data, lambda c, obs, kk: family.sample(c, obs, kk), cand,
-                                   discount, jax.random.fold_in(k, 1), mwl_config)
+      if deterministic:
+        target = lambda c, obs, kk: sample_kernel(kk, family.mean_action(c, obs), bandwidth,
+                                                  kernel, truncate=kernel_truncate)
+      else:
+        target = lambda c, obs, kk: family.sample(c, obs, kk)
+      out["marginal_weight"] = mwl(data, target, cand, discount, jax.random.fold_in(k, 1),
+                                   mwl_config)
     return out
 
   num = pool["temperature"].shape[0]

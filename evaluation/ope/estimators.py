@@ -57,7 +57,6 @@ def _cdf_poly(u, f):
   return jnp.where(u <= -1, 0.0, jnp.where(u >= 1, 1.0, f(jnp.clip(u, -1.0, 1.0))))
 
 
-# name: (log K(u), log of the mass of K on [lo, hi]) for the standardised 1-D kernel.
 def _gauss_log_mass(lo, hi):
   # log(Φ(hi) − Φ(lo)), stable for hi ≥ lo (here hi ≥ 0 ≥ lo whenever μ is in the box).
   lh, ll = jax.scipy.special.log_ndtr(hi), jax.scipy.special.log_ndtr(lo)
@@ -72,16 +71,33 @@ def _log_support(u, k):
   return jnp.where(jnp.abs(u) <= 1, jnp.log(jnp.maximum(k, 1e-30)), -jnp.inf)
 
 
+# Antiderivatives on [-1, 1] of the compactly supported kernels (their CDFs there).
+_ANTIDERIVATIVES = {
+    "epanechnikov": lambda u: 0.5 + 0.75 * u - 0.25 * u**3,
+    "triangular": lambda u: jnp.where(u < 0, 0.5 * (1 + u)**2, 1 - 0.5 * (1 - u)**2),
+    "cosine": lambda u: 0.5 * (1 + jnp.sin(jnp.pi * u / 2)),
+    "uniform": lambda u: 0.5 * (1 + u),
+}
+_DENSITIES = {
+    "epanechnikov": lambda u: 0.75 * (1 - u**2),
+    "triangular": lambda u: 1 - jnp.abs(u),
+    "cosine": lambda u: jnp.pi / 4 * jnp.cos(jnp.pi * u / 2),
+    "uniform": lambda u: jnp.full_like(u, 0.5),
+}
+
+# name: (log K(u), log of the mass of K on [lo, hi]) for the standardised 1-D kernel.
 KERNELS = {
     "gaussian": (lambda u: -0.5 * u**2 - 0.5 * jnp.log(2 * jnp.pi), _gauss_log_mass),
-    "epanechnikov": (lambda u: _log_support(u, 0.75 * (1 - u**2)),
-                     _poly_log_mass(lambda u: 0.5 + 0.75 * u - 0.25 * u**3)),
-    "triangular": (lambda u: _log_support(u, 1 - jnp.abs(u)),
-                   _poly_log_mass(lambda u: jnp.where(u < 0, 0.5 * (1 + u)**2, 1 - 0.5 * (1 - u)**2))),
-    "cosine": (lambda u: _log_support(u, jnp.pi / 4 * jnp.cos(jnp.pi * u / 2)),
-               _poly_log_mass(lambda u: 0.5 * (1 + jnp.sin(jnp.pi * u / 2)))),
-    "uniform": (lambda u: _log_support(u, jnp.full_like(u, 0.5)), _poly_log_mass(lambda u: 0.5 * (1 + u))),
+    **{name: (lambda u, k=k: _log_support(u, k(u)), _poly_log_mass(_ANTIDERIVATIVES[name]))
+       for name, k in _DENSITIES.items()},
 }
+
+
+def _check_kernel(kernel: str, bandwidth: float) -> None:
+  if kernel not in KERNELS:
+    raise ValueError(f"unknown kernel {kernel!r}; choose from {sorted(KERNELS)}")
+  if not bandwidth > 0:
+    raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
 
 
 def log_kernel(action: jax.Array, target_action: jax.Array, bandwidth: float,
@@ -93,10 +109,7 @@ def log_kernel(action: jax.Array, target_action: jax.Array, bandwidth: float,
   mass inside [low, high], so the result is a density over the box. truncate=False
   leaves out that division (the kernel normalised over ℝ, as SCOPE-RL's), for ablations.
   """
-  if kernel not in KERNELS:
-    raise ValueError(f"unknown kernel {kernel!r}; choose from {sorted(KERNELS)}")
-  if not bandwidth > 0:
-    raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+  _check_kernel(kernel, bandwidth)
   log_k, log_mass = KERNELS[kernel]
   mu = jnp.clip(target_action, low, high)
   u = (action - mu) / bandwidth
@@ -104,6 +117,41 @@ def log_kernel(action: jax.Array, target_action: jax.Array, bandwidth: float,
   if truncate:
     per_dim = per_dim - log_mass((low - mu) / bandwidth, (high - mu) / bandwidth)
   return jnp.sum(per_dim, axis=-1)
+
+
+def sample_kernel(key: jax.Array, target_action: jax.Array, bandwidth: float,
+                  kernel: str = "gaussian", low: float = -1.0, high: float = 1.0,
+                  truncate: bool = True) -> jax.Array:
+  """a ~ K_h(· | μ) [..., a] for target actions μ [..., a]: the smoothed policy whose density
+  `log_kernel` gives, so that the kernel estimators and MWL weigh the same target.
+
+  Each dimension by inverse CDF: u uniform between the kernel's CDF at the box's ends
+  (truncate=True; over ℝ for truncate=False, then clipped to the box, as an env clips),
+  a = μ + h F⁻¹(u), with F⁻¹ the normal quantile or 40 bisections on [-1, 1].
+  """
+  _check_kernel(kernel, bandwidth)
+  mu = jnp.clip(target_action, low, high)
+  if kernel == "gaussian":
+    cdf, inverse = jax.scipy.special.ndtr, jax.scipy.special.ndtri
+  else:
+    f = _ANTIDERIVATIVES[kernel]
+    cdf = lambda u: _cdf_poly(u, f)
+
+    def inverse(p):
+      def halve(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        below = f(mid) < p
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+      lo, hi = jax.lax.fori_loop(0, 40, halve, (-jnp.ones_like(p), jnp.ones_like(p)))
+      return 0.5 * (lo + hi)
+  if truncate:
+    p_lo, p_hi = cdf((low - mu) / bandwidth), cdf((high - mu) / bandwidth)
+  else:
+    p_lo, p_hi = jnp.zeros_like(mu), jnp.ones_like(mu)
+  tiny = jnp.finfo(mu.dtype).eps
+  p = p_lo + (p_hi - p_lo) * jax.random.uniform(key, mu.shape, mu.dtype)
+  return jnp.clip(mu + bandwidth * inverse(jnp.clip(p, tiny, 1 - tiny)), low, high)
 
 
 def kernel_log_ratio(data: LoggedData, target_action: jax.Array, bandwidth: float,
