@@ -18,7 +18,8 @@ at 1e-3, and at 1/4 and 4 times the median-heuristic bandwidth. Then the determi
 action smoothed by the box-truncated Gaussian action kernel at h = 0.1 and 0.3 (what
 `evaluation.sweep` gives MWL for deterministic candidates; 0.3 is ops' --bandwidth), with
 its truth, the smoothed policy's discounted value, from 1000 episodes, and the kernel
-PDIS estimate of the same policy beside it.
+PDIS estimate of the same policy beside it; at h = 0.3 also 10000 steps at 3e-3 and 1e-3
+and a linear w (`--nosettings`: the smoothed targets' default MWL only).
 """
 
 import json
@@ -35,12 +36,12 @@ flags.DEFINE_bool("settings", True, "Part 3: the MWL settings (False: the smooth
 
 
 def weight_profile(w, mask):
-  """Mean weight over the logged steps at t < 10, 10 <= t < 50 and t >= 50 (numpy)."""
-  out = []
+  """Mean weight over the logged steps at t = 0, t < 10, 10 <= t < 50 and t >= 50 (numpy)."""
+  out = [float(w[:, 0][mask[:, 0]].mean())]
   for lo, hi in ((0, 10), (10, 50), (50, w.shape[1])):
     m = mask[:, lo:hi]
     out.append(float(w[:, lo:hi][m].mean()) if m.any() else float("nan"))
-  return "mean weight t<10 {:.2f}, 10<=t<50 {:.2f}, t>=50 {:.2f}".format(*out)
+  return "mean weight t=0 {:.2f}, t<10 {:.2f}, 10<=t<50 {:.2f}, t>=50 {:.2f}".format(*out)
 
 
 def main(_):
@@ -142,17 +143,35 @@ def on_policy(dataset_dir):
       print(f"    {name}: SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
             f"{weight_profile(np.asarray(w), mask)}")
   mean_action = lambda o: agent.make_policy(params, True)(o, jax.random.PRNGKey(0))
+  residual = (np.asarray(data.action) - np.asarray(jax.vmap(mean_action)(data.obs)))[mask]
+  lengths = mask.sum(1)
+  print(f"  behaviour: actions scatter {residual.std():.2f} (std) about its mean action; "
+        f"{np.asarray(data.terminated).any(1).mean():.0%} of episodes terminate, median "
+        f"length {np.median(lengths):.0f}")
   for h in (0.1, 0.3):
     sample = lambda p, o, k, h=h: est.sample_kernel(k, agent.make_policy(p, True)(o, k), h)
     value = float(jax.jit(lambda k, f=sample: episode_returns(
         env, lambda o, kk: f(params, o, kk), k, 1000, data.horizon, gamma).mean())(
             jax.random.PRNGKey(1)))
-    w = jax.jit(lambda d, k, f=sample: mg.mwl(d, f, params, gamma, k))(data, jax.random.PRNGKey(0))
     lr = est.kernel_log_ratio(data, jax.vmap(mean_action)(data.obs), h)
     pdis = float(est.estimate_all(data, lr[None], gamma)["pdis"][0])
+    # at t = 0 the states are the behaviour's, so w is the action ratio, known exactly
     print(f"  target: its deterministic mean smoothed by the action kernel, h = {h} "
-          f"(true value {value:.2f}): SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
-          f"kernel PDIS {pdis:.2f}, {weight_profile(np.asarray(w), mask)}")
+          f"(true value {value:.2f}; kernel PDIS {pdis:.2f}; exact mean w at t=0 over "
+          f"this data {float(np.exp(np.asarray(lr)[:, 0]).mean()):.2f})")
+    variants = [("default", {})]
+    if FLAGS.settings and h == 0.3:
+      variants += [("10000 steps at 3e-3", dict(steps=10000)),
+                   ("10000 steps at 1e-3", dict(steps=10000, learning_rate=1e-3)),
+                   ("linear w", dict(hidden=()))]
+    exact0 = np.exp(np.asarray(lr)[:, 0])
+    for name, fields in variants:
+      config = mg.MWLConfig(**fields)
+      w = jax.jit(lambda d, k, c=config, f=sample: mg.mwl(d, f, params, gamma, k, c))(
+          data, jax.random.PRNGKey(0))
+      print(f"    {name}: SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
+            f"{weight_profile(np.asarray(w), mask)}, correlation with the exact ratio at "
+            f"t=0 {np.corrcoef(np.asarray(w)[:, 0], exact0)[0, 1]:.2f}")
 
 
 if __name__ == "__main__":

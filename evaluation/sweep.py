@@ -52,11 +52,15 @@ def ratios_and_q(data: LoggedData, family: TanhGaussianFamily, pool: dict, disco
 
   Stochastic candidates use their densities; deterministic ones (τ = 0) the action
   kernel (`kernel`, width `bandwidth`, truncated to the action box unless
-  kernel_truncate=False). MWL then learns the occupancy ratio of the same smoothed policy,
-  a ~ K_h(· | π_e(s)) (`sample_kernel`): a deterministic policy on continuous actions has
-  no occupancy density ratio, and its MWL weights collapse towards 0
-  (`benchmarks/mwl_ablation.py`). So SAM-IS, like the kernel IS estimators, estimates the
-  smoothed policy's value; FQE (DM, and SAM-DR's Q̂) stays π_e's own.
+  kernel_truncate=False). MWL then learns the occupancy ratio of the smoothed policy
+  a ~ K_h(· | π_e(s)) (`sample_kernel`; with kernel_truncate=False, the kernel over ℝ
+  clipped to the box, which is not quite the policy the untruncated kernel IS weigh): a
+  deterministic policy on continuous actions has no occupancy density ratio, and its MWL
+  weights collapse towards 0 (`benchmarks/mwl_ablation.py`). So SAM-IS, like the kernel
+  IS estimators, estimates the smoothed policy's value, and it is still far off on
+  inverted_pendulum (BENCHMARKS.md, issue 16). FQE (DM, and SAM-DR's Q̂, V̂) stays π_e's
+  own: SAM-DR is unbiased when Q̂ is right, but a right w alone leaves a bias of
+  Σ_t γ^t E[V̂(s_t) − E_{a~π_h} Q̂(s_t, a)].
   """
 
   def one(cand, k):

@@ -18,7 +18,8 @@ medium-replay level of 50 trajectories logged from its training) and runs on tha
    most the dataset's horizon), and V(π_b) as the dataset's mean return.
 3. OPE on the dataset itself (the workflow's logged data): FQE, every estimator with the
    action kernel (`--kernel`, `--bandwidth`), the marginal estimators SAM-IS and SAM-DR
-   with MWL weights (`--mwl_steps`; they need no kernel), and the return CDFs (cumulative-
+   with MWL weights (`--mwl_steps`; for these deterministic candidates MWL learns the ratio
+   of the policy smoothed by the same action kernel), and the return CDFs (cumulative-
    distribution OPE) with CVaR and quartiles.
 4. Selection: the metrics of deploying the top k by each estimator (SharpeRatio@k,
    regret@k), and the simulated online A/B stage: the realised best, mean and worst true

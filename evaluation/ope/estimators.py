@@ -122,15 +122,17 @@ def log_kernel(action: jax.Array, target_action: jax.Array, bandwidth: float,
 def sample_kernel(key: jax.Array, target_action: jax.Array, bandwidth: float,
                   kernel: str = "gaussian", low: float = -1.0, high: float = 1.0,
                   truncate: bool = True) -> jax.Array:
-  """a ~ K_h(· | μ) [..., a] for target actions μ [..., a]: the smoothed policy whose density
-  `log_kernel` gives, so that the kernel estimators and MWL weigh the same target.
+  """a ~ K_h(· | μ) [..., a] for target actions μ [..., a]: with truncate=True the smoothed
+  policy whose density `log_kernel` gives, so that the kernel estimators and MWL weigh the
+  same target. truncate=False draws over ℝ and clips to the box (as an env clips): that
+  policy has point masses at the bounds, which `log_kernel(truncate=False)` has not.
 
   Each dimension by inverse CDF: u uniform between the kernel's CDF at the box's ends
-  (truncate=True; over ℝ for truncate=False, then clipped to the box, as an env clips),
-  a = μ + h F⁻¹(u), with F⁻¹ the normal quantile or 40 bisections on [-1, 1].
+  (over ℝ for truncate=False), a = μ + h F⁻¹(u), with F⁻¹ the normal quantile or 40
+  bisections on [-1, 1].
   """
   _check_kernel(kernel, bandwidth)
-  mu = jnp.clip(target_action, low, high)
+  mu = jnp.clip(jnp.asarray(target_action, jnp.float32), low, high)
   if kernel == "gaussian":
     cdf, inverse = jax.scipy.special.ndtr, jax.scipy.special.ndtri
   else:
@@ -149,9 +151,9 @@ def sample_kernel(key: jax.Array, target_action: jax.Array, bandwidth: float,
     p_lo, p_hi = cdf((low - mu) / bandwidth), cdf((high - mu) / bandwidth)
   else:
     p_lo, p_hi = jnp.zeros_like(mu), jnp.ones_like(mu)
-  tiny = jnp.finfo(mu.dtype).eps
+  eps = jnp.finfo(mu.dtype).eps
   p = p_lo + (p_hi - p_lo) * jax.random.uniform(key, mu.shape, mu.dtype)
-  return jnp.clip(mu + bandwidth * inverse(jnp.clip(p, tiny, 1 - tiny)), low, high)
+  return jnp.clip(mu + bandwidth * inverse(jnp.clip(p, eps, 1 - eps)), low, high)
 
 
 def kernel_log_ratio(data: LoggedData, target_action: jax.Array, bandwidth: float,

@@ -43,8 +43,9 @@ Estimators, per trajectory i:
   SAM-DR  mean_i [ V̂_0(s_0) + Σ_t γ^t w(x_t) (r_t + γ m_t V̂_{t+1}(s_{t+1}) − Q̂_t(s_t, a_t)) ]
 
 SAM-DR is unbiased when either w is the occupancy ratio or Q̂ is π_e's Q (with V̂ its mean
-under π_e). Neither needs the behaviour policy's density, nor an action kernel for
-deterministic π_e. SAM-IS is SCOPE-RL's `StateActionMarginalIS` with n_step_pdis = 0
+under π_e). Neither needs the behaviour policy's density. A deterministic π_e on
+continuous actions has no occupancy ratio: `evaluation.sweep` then gives MWL the
+kernel-smoothed policy that the kernel IS estimators weigh. SAM-IS is SCOPE-RL's `StateActionMarginalIS` with n_step_pdis = 0
 (`scope_rl/ope/continuous/marginal_estimators.py`). Its `StateActionMarginalDR` uses
 Q̂(s_t, π(s_t)) at the same step in place of V̂_{t+1}(s_{t+1}); that term does not cancel
 Q̂(s_t, a_t) in expectation, so it is not doubly robust, and we keep the standard form.
