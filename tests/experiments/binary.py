@@ -24,25 +24,14 @@ def args(spec: dict) -> list[str]:
           + [f"--env_arg={o}" for o in spec["env_args"]])
 
 
-# The binaries the tests run are tiny runs that compile far more than they run: at XLA's
-# optimisation level 0 and without the CPU fusion emitters, their programs compile 2.6x
-# faster (a tiny SAC expert's: 8.8 s against 22.8 s; the AILBoost notebook and
-# test_faults.py took 223 s against 297 s). Not for in-process tests: the learning tests
-# run long enough that slower code costs more than it saves. A test that compares a
-# binary's numbers to the last bit with an in-process run's gives XLA_FLAGS itself.
-FAST_COMPILE = "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=0"
-
-
 def environ(**extra) -> dict:
-  """os.environ plus the test run's compilation cache (conftest.py), fast compilation
-  (FAST_COMPILE, unless XLA_FLAGS already sets an optimisation level) and `extra`."""
+  """os.environ (with conftest.py's XLA_FLAGS) plus the test run's compilation cache and
+  `extra`."""
   env = dict(os.environ, **extra)
   cache = os.environ.get("OFFPOLICY_LAB_TEST_JIT_CACHE")
   if cache:
     env.setdefault("JAX_COMPILATION_CACHE_DIR", cache)
     env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-  if "xla_backend_optimization_level" not in env.get("XLA_FLAGS", ""):
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
   return env
 
 

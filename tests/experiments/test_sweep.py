@@ -2,7 +2,6 @@
 static fields become programs; 2 processes under jax.distributed give the 1-process table."""
 
 import json
-import os
 import socket
 import subprocess
 
@@ -21,10 +20,11 @@ ARGS = ["--agent=ppo", "--env=brax/inverted_pendulum", "--env_arg=episode_length
             "num_minibatches")]
 
 
-# The sweep binary compiles with XLA's defaults, as this process does, not with the tests'
-# faster flags (binary.FAST_COMPILE), under which a member of a vmapped sweep and the same
-# run alone differ in the last bits of their parameters.
-ENV = binary.environ(XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=2")
+# XLA's defaults (fusion emitters, optimisation level 3), not the tests' fast compilation
+# (conftest.py), under which a member of a vmapped sweep and the same run alone differ in
+# the last bits of their parameters: the sweeps here and the run they are compared with
+# are binaries compiled with these flags, on one CPU device each.
+ENV = binary.environ(XLA_FLAGS="--xla_cpu_use_fusion_emitters=true --xla_backend_optimization_level=3")
 
 
 def _table(workdir):
@@ -61,16 +61,19 @@ def test_traced_members_equal_separate_runs(one_process, tmp_path):
   """A point vmapped with the other learning rate trains exactly as its own run: same
   parameters, same returns (the members get the plain run's seed keys)."""
   workdir, _ = one_process
-  spec = runner.RunSpec(**{**TINY, "num_evals": 2, "overrides": TINY["overrides"][:2] + (
-      "num_minibatches=4",) + TINY["overrides"][3:] + ("learning_rate=1e-3",)})
-  alone = runner.train(spec, str(tmp_path), progress=False)
+  spec = {**TINY, "num_evals": 2, "overrides": TINY["overrides"][:2] + ("num_minibatches=4",)
+          + TINY["overrides"][3:] + ("learning_rate=1e-3",)}
+  out = binary.run("experiments.train", *binary.args(spec), f"--workdir={tmp_path}",
+                   "--cpu_devices=1", "--noprogress", env=ENV)
+  assert out.returncode == 0, out.stderr[-3000:]
   (program,) = (workdir / "programs" / "num_minibatches=4").iterdir()
   swept = runner.load_state(str(program))
   mine = runner.load_state(str(tmp_path))
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2:], b), swept.params, mine.params)
   point = [p for p in _table(workdir)["points"]
            if p["learning_rate"] == "1e-3" and p["num_minibatches"] == "4"][0]
-  assert point["final_return"] == alone["final_return"]
+  with open(tmp_path / "summary.json") as f:
+    assert point["final_return"] == json.load(f)["final_return"]
 
 
 def test_two_processes_give_the_one_process_table(one_process, tmp_path):

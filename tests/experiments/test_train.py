@@ -76,7 +76,8 @@ _args = binary.args
 
 def test_seeds_sharded_over_devices(full_run, tmp_path):
   workdir, _ = full_run
-  env = binary.environ(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = binary.environ(XLA_FLAGS=os.environ["XLA_FLAGS"]
+                       + " --xla_force_host_platform_device_count=2")
   out = _binary(*_args(TINY), f"--workdir={tmp_path}", "--noprogress", env=env)
   assert out.returncode == 0, out.stderr[-2000:]
   summary = json.loads(out.stdout[out.stdout.index("{"):])
@@ -90,7 +91,8 @@ def test_seeds_sharded_over_devices(full_run, tmp_path):
 def test_sharded_mjx_run_resumes(tmp_path):
   # MJX states hold zero-size arrays, which XLA would replicate instead of shard.
   spec = {**TINY, "env": "dmc/pendulum_swingup", "num_evals": 4, "total_steps": 64 * 4}
-  env = binary.environ(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = binary.environ(XLA_FLAGS=os.environ["XLA_FLAGS"]
+                       + " --xla_force_host_platform_device_count=2")
   first = _binary(*_args(spec), f"--workdir={tmp_path}", "--noprogress", "--max_chunks=2", env=env)
   assert first.returncode == 0, first.stderr[-2000:]
   second = _binary(*_args(spec), f"--workdir={tmp_path}", "--noprogress", env=env)
