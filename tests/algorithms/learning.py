@@ -15,6 +15,7 @@ import numpy as np
 
 import envs
 from algorithms.common.agent import Agent, run_updates
+from tests.xla_options import OPTIMISED
 
 
 def base_seed() -> int:
@@ -40,7 +41,8 @@ def before_and_after(agent: Agent, env, num_updates: int, num_seeds: int = 2,
     state, metrics = run_updates(agent, state, num_updates)
     return before, score(state, jax.random.PRNGKey(9)), metrics, state
 
-  before, after, metrics, state = jax.jit(jax.vmap(run))(
+  # XLA's own optimisation (tests/xla_options.py): these runs are long once compiled
+  before, after, metrics, state = jax.jit(jax.vmap(run), compiler_options=OPTIMISED)(
       jax.random.split(jax.random.PRNGKey(seed), num_seeds))
   before, after = np.asarray(before).mean(1), np.asarray(after).mean(1)
   line = (f"{os.environ.get('PYTEST_CURRENT_TEST', '?').split(' ')[0]} base seed {seed}: "

@@ -33,6 +33,7 @@ from algorithms import a2pr, iql, prdc, td3_bc
 from algorithms.common.agent import run_updates
 from evaluation import data as data_lib
 from tests.algorithms.test_dac import EXPERT_GAINS
+from tests.xla_options import OPTIMISED
 
 BASE_SEED = 0
 
@@ -66,7 +67,8 @@ def _train_and_evaluate(module, config, env, data):
     policy = agent.make_policy(agent.policy_params(state), True)
     return envs.episode_returns(env, policy, jax.random.fold_in(key, 7), 4).mean()
 
-  return np.asarray(jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(BASE_SEED), 2)))
+  return np.asarray(jax.jit(jax.vmap(run), compiler_options=OPTIMISED)(
+      jax.random.split(jax.random.PRNGKey(BASE_SEED), 2)))
 
 
 AGENTS = {"td3_bc": (td3_bc, td3_bc.TD3BCConfig(grad_steps=500, hidden=(64, 64))),

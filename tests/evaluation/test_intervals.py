@@ -12,6 +12,7 @@ from evaluation.ope import estimators as est
 from evaluation.ope import intervals as iv
 from tests.evaluation import tiny_mdp as mdp
 from tests.evaluation.test_estimators import BEHAVIOR, TARGETS, _wrong_q
+from tests.xla_options import OPTIMISED
 
 M, N = 400, 400          # datasets and trajectories of the coverage test
 
@@ -30,7 +31,7 @@ def coverage():
   stacked = jax.tree.map(lambda *a: jnp.stack(a), *parts)
   # lax.map in batches of 25 datasets: vmapping all 400 bootstraps at once took ~10 GB.
   one = lambda a: iv.confidence_intervals(a[0], a[1], mdp.GAMMA, a[4], a[2], a[3])
-  f = jax.jit(lambda xs: jax.lax.map(one, xs, batch_size=25))
+  f = jax.jit(lambda xs: jax.lax.map(one, xs, batch_size=25), compiler_options=OPTIMISED)
   return jax.device_get(f((*stacked, jax.random.split(jax.random.PRNGKey(0), M))))
 
 

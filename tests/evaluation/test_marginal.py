@@ -9,6 +9,7 @@ import pytest
 from evaluation.data import valid_mask
 from evaluation.ope import marginal as mg
 from tests.evaluation import tiny_mdp as mdp
+from tests.xla_options import OPTIMISED
 
 BEHAVIOR = ((0.0, 0.0), 1.0)
 TARGET = ((0.5, -0.5), 1.0)
@@ -101,7 +102,8 @@ def tabular_weights(logged):
   config = mg.MWLConfig(hidden=(), kernel="linear", learning_rate=0.05, steps=2000,
                         batch_size=2048)
   return np.asarray(jax.jit(lambda k: mg.mwl(data, sample_target, None, mdp.GAMMA, k, config,
-                                             tabular))(jax.random.PRNGKey(0)))
+                                             tabular), compiler_options=OPTIMISED)(
+                                                 jax.random.PRNGKey(0)))
 
 
 def test_tabular_mwl_recovers_the_occupancy_ratios(logged, tabular_weights):
@@ -125,7 +127,8 @@ def test_tabular_mwl_recovers_the_occupancy_ratios(logged, tabular_weights):
 def test_default_mwl_estimates_the_value(logged):
   """Gaussian kernel on (s, a, t/T), a 64-64 network: SAM-IS near the exact value."""
   data, _ = logged
-  w = jax.jit(lambda k: mg.mwl(data, sample_target, None, mdp.GAMMA, k))(jax.random.PRNGKey(1))
+  w = jax.jit(lambda k: mg.mwl(data, sample_target, None, mdp.GAMMA, k),
+              compiler_options=OPTIMISED)(jax.random.PRNGKey(1))
   value = mdp.exact(*TARGET)[0][0, 0]
   assert float(mg.sam_is(data, w, mdp.GAMMA)) == pytest.approx(value, rel=0.04)
 
