@@ -28,6 +28,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from benchmarks.learning_summary import table
+from experiments.aggregate import iqm_ci
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("runs", "runs/imitation", "Directory of the training runs.")
@@ -143,6 +144,21 @@ def markdown(results: dict) -> str:
       cells = [f"{m:.2f} ± {e:.2f} ({s / 1000:g}k)" for m, e, s in zip(mean, se, c["steps"])]
       cells += ["–"] * (num - len(cells))
       lines.append(f"| {agent} | {k} | " + " | ".join(cells) + " |")
+    lines.append("\nFinal normalised return over seeds, IQM [95% bootstrap CI] (rliable):")
+    lines.append("| agent | K | env steps | newest learner / policy | ensemble (mixture) |")
+    lines.append("|---|---|---|---|---|")
+    for name, c in curves.items():
+      agent, k = name.rsplit("_", 1)
+      cells = []
+      for key in ("normalised", "mixture_normalised"):
+        if key not in c:
+          cells.append("–")
+          continue
+        last = np.asarray(c[key])
+        last = last[:, -1:] if last.ndim == 2 else last[:, None]
+        iqm, lo, hi = iqm_ci(last)
+        cells.append(f"{iqm[0]:.2f} [{lo[0]:.2f}, {hi[0]:.2f}]")
+      lines.append(f"| {agent} | {k} | {c['steps'][-1] / 1000:g}k | {cells[0]} | {cells[1]} |")
     for name, c in curves.items():
       if "mixture_normalised" in c:
         mean, se = _mean_se(c["mixture_normalised"])
