@@ -144,13 +144,27 @@ def expert_transitions(demos: Mapping[str, np.ndarray], subsample: int, seed: in
   return {"x": np.concatenate(xs).astype(np.float32), "weight": np.concatenate(ws).astype(np.float32)}
 
 
+def safe_norm(x: jax.Array) -> jax.Array:
+  """‖x‖ over the last axis [...], with gradient 0 at x = 0 (PyTorch's norm has that too)
+  where jnp.linalg.norm's is NaN."""
+  sq = jnp.sum(x**2, axis=-1)
+  positive = sq > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+
 def grad_penalty(disc_params, disc_net, x_expert: jax.Array, x_policy: jax.Array,
                  key: jax.Array) -> jax.Array:
-  """mean[(‖∇_x̂ D(x̂)‖ − 1)²] at x̂ = u x_policy + (1 − u) x_expert, u ~ U(0, 1) per row [B]."""
+  """mean[(‖∇_x̂ D(x̂)‖ − 1)²] at x̂ = u x_policy + (1 − u) x_expert, u ~ U(0, 1) per row [B].
+
+  The norm is `safe_norm`: a ReLU discriminator (the AILBoost authors') has ∇_x̂ D = 0
+  exactly wherever every unit of a layer is off, and jnp.linalg.norm's gradient there is
+  NaN. That turned every seed of the authors' DAC baseline and of AILBoost NaN on
+  dmc/cartpole_swingup (BENCHMARKS.md, issue 11).
+  """
   u = jax.random.uniform(key, (x_policy.shape[0], 1))
   x_hat = u * x_policy + (1 - u) * x_expert
   grads = jax.vmap(jax.grad(lambda x: disc_net.apply(disc_params, x)[0]))(x_hat)
-  return jnp.mean((jnp.linalg.norm(grads, axis=-1) - 1.0) ** 2)
+  return jnp.mean((safe_norm(grads) - 1.0) ** 2)
 
 
 def discriminator_loss(disc_params, disc_net, x_expert, w_expert, x_policy, w_absorbing, x_abs,

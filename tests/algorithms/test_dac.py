@@ -125,6 +125,27 @@ def test_dac_imitates_a_scripted_expert(tmp_path):
   assert np.isfinite(np.asarray(metrics["disc_loss"])).all()
 
 
+def test_gradient_penalty_is_finite_where_the_discriminator_is_flat():
+  """The AILBoost authors' ReLU discriminator with every first-layer unit off: ∇_x D = 0,
+  so GP = (0 − 1)² = 1 per row, and its gradient must be finite (jnp.linalg.norm's is
+  NaN at 0, which turned whole runs NaN). Where ∇_x D = 0 at every x̂ (all units off for
+  all inputs), no parameter can change the penalty: its gradient is 0."""
+  net = dac.discriminator(dac.AILBoostBaselineConfig(demos="d"))
+  x = jax.random.normal(jax.random.PRNGKey(0), (8, 5))
+  params = net.init(jax.random.PRNGKey(0), x)
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, v: v - 100.0 if "Dense_0" in jax.tree_util.keystr(path)
+      and "bias" in jax.tree_util.keystr(path) else v, params)
+  gp = lambda p: dac.grad_penalty(p, net, x, x + 1.0, jax.random.PRNGKey(1))
+  assert float(gp(params)) == 1.0
+  for g in jax.tree.leaves(jax.grad(gp)(params)):
+    np.testing.assert_array_equal(np.asarray(g), 0.0)
+  v = jnp.asarray([[3.0, 4.0], [0.0, 0.0]])
+  np.testing.assert_allclose(dac.safe_norm(v), [5.0, 0.0])
+  np.testing.assert_allclose(jax.jacobian(lambda a: dac.safe_norm(a).sum())(v),
+                             [[0.6, 0.8], [0.0, 0.0]])
+
+
 def test_discriminator_configurations():
   """Our DAC (Kostrikov's: 256-256 tanh, raw logit), the AILBoost paper's DAC baseline
   (64-64 ReLU, logit bounded by tanh, Adam 1e-4, every expert transition) and AILBoost
