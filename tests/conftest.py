@@ -7,10 +7,11 @@ import tempfile
 
 os.environ.setdefault("MUJOCO_GL", "disable")
 # The tests compile more than they run. XLA's CPU backend at optimisation level 0 and
-# without its fusion emitters compiles 2.6x faster (a tiny SAC expert's programs: 8.8 s
-# against 22.8 s); the longest learning tests run a little slower, the rest much faster
-# (BENCHMARKS.md, "Test suite time"). Set before jax starts, so that every subprocess
-# (binaries, notebooks) inherits it. Users' runs keep XLA's defaults.
+# without its fusion emitters compiles 2.8x faster (a tiny SAC expert's programs: 7.6 s
+# against 21.4 s; BENCHMARKS.md, "Test suite time"); code so compiled runs slower, so the
+# long computations take XLA's own options (tests/xla_options.py). Set before jax starts,
+# so that the subprocesses (binaries, notebooks) inherit it unless a test gives them its
+# own XLA_FLAGS (test_sweep.py, test_ope_sweep.py do). Users' runs keep XLA's defaults.
 FAST_COMPILE = "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=0"
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
