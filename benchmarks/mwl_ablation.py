@@ -133,17 +133,25 @@ def on_policy(dataset_dir):
                dict(steps=500, learning_rate=1e-3, same_trajectory_pairs=True)),
               ("bandwidth x0.25", dict(bandwidth_scale=0.25)),
               ("bandwidth x4", dict(bandwidth_scale=4.0)))
+
+  def fit(name, sample, fields):
+    """MWL weights [N, T] for target `sample` under MWLConfig(**fields); prints SAM-IS and
+    the weights' profile under `name` (the line left open)."""
+    w = jax.jit(lambda d, k: mg.mwl(d, sample, params, gamma, k, mg.MWLConfig(**fields)))(
+        data, jax.random.PRNGKey(0))
+    print(f"    {name}: SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
+          f"{weight_profile(np.asarray(w), mask)}", end="")
+    return np.asarray(w)
+
   for deterministic in (False, True) if FLAGS.settings else ():
     sample = lambda p, o, k, d=deterministic: agent.make_policy(p, d)(o, k)
     print(f"  target: {'its deterministic mean' if deterministic else 'the behaviour itself'}")
     for name, fields in settings:
-      config = mg.MWLConfig(**fields)
-      w = jax.jit(lambda d, k, c=config, f=sample: mg.mwl(d, f, params, gamma, k, c))(
-          data, jax.random.PRNGKey(0))
-      print(f"    {name}: SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
-            f"{weight_profile(np.asarray(w), mask)}")
-  mean_action = lambda o: agent.make_policy(params, True)(o, jax.random.PRNGKey(0))
-  residual = (np.asarray(data.action) - np.asarray(jax.vmap(mean_action)(data.obs)))[mask]
+      fit(name, sample, fields)
+      print()
+  mean_actions = jax.vmap(lambda o: agent.make_policy(params, True)(o, jax.random.PRNGKey(0)))(
+      data.obs)                                               # [N, T, a]
+  residual = (np.asarray(data.action) - np.asarray(mean_actions))[mask]
   lengths = mask.sum(1)
   print(f"  behaviour: actions scatter {residual.std():.2f} (std) about its mean action; "
         f"{np.asarray(data.terminated).any(1).mean():.0%} of episodes terminate, median "
@@ -153,25 +161,21 @@ def on_policy(dataset_dir):
     value = float(jax.jit(lambda k, f=sample: episode_returns(
         env, lambda o, kk: f(params, o, kk), k, 1000, data.horizon, gamma).mean())(
             jax.random.PRNGKey(1)))
-    lr = est.kernel_log_ratio(data, jax.vmap(mean_action)(data.obs), h)
+    lr = est.kernel_log_ratio(data, mean_actions, h)
     pdis = float(est.estimate_all(data, lr[None], gamma)["pdis"][0])
     # at t = 0 the states are the behaviour's, so w is the action ratio, known exactly
+    exact0 = np.exp(np.asarray(lr)[:, 0])
     print(f"  target: its deterministic mean smoothed by the action kernel, h = {h} "
           f"(true value {value:.2f}; kernel PDIS {pdis:.2f}; exact mean w at t=0 over "
-          f"this data {float(np.exp(np.asarray(lr)[:, 0]).mean()):.2f})")
+          f"this data {exact0.mean():.2f})")
     variants = [("default", {})]
     if FLAGS.settings and h == 0.3:
       variants += [("10000 steps at 3e-3", dict(steps=10000)),
                    ("10000 steps at 1e-3", dict(steps=10000, learning_rate=1e-3)),
                    ("linear w", dict(hidden=()))]
-    exact0 = np.exp(np.asarray(lr)[:, 0])
     for name, fields in variants:
-      config = mg.MWLConfig(**fields)
-      w = jax.jit(lambda d, k, c=config, f=sample: mg.mwl(d, f, params, gamma, k, c))(
-          data, jax.random.PRNGKey(0))
-      print(f"    {name}: SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
-            f"{weight_profile(np.asarray(w), mask)}, correlation with the exact ratio at "
-            f"t=0 {np.corrcoef(np.asarray(w)[:, 0], exact0)[0, 1]:.2f}")
+      w = fit(name, sample, fields)
+      print(f", correlation with the exact ratio at t=0 {np.corrcoef(w[:, 0], exact0)[0, 1]:.2f}")
 
 
 if __name__ == "__main__":

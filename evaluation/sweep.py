@@ -77,7 +77,7 @@ def ratios_and_q(data: LoggedData, family: TanhGaussianFamily, pool: dict, disco
         target = lambda c, obs, kk: sample_kernel(kk, family.mean_action(c, obs), bandwidth,
                                                   kernel, truncate=kernel_truncate)
       else:
-        target = lambda c, obs, kk: family.sample(c, obs, kk)
+        target = family.sample
       out["marginal_weight"] = mwl(data, target, cand, discount, jax.random.fold_in(k, 1),
                                    mwl_config)
     return out

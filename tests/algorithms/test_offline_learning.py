@@ -3,16 +3,18 @@
 Data: 10 episodes of the scripted expert of test_dac.py acting with N(0, 0.3²) noise
 (mean return ~150 of 200), and 200 episodes of uniformly random actions (~5.5). 3000
 gradient steps each, 64-64 networks (~15 s per agent and dataset on 2 cores). Returns per
-seed with base seeds 0 / 1 / 2:
+seed with base seeds 0 / 1 / 2 (the data made under conftest.py's fast XLA flags):
 
-- TD3+BC, expert data: [200, 196] / [200, 200] / [200, 194]; random data: [36, 48] /
-  [29, 32] / [31, 54].
-- IQL, random data: [30, 29] / [43, 39] / [39, 40]; expert data: [81, 93] with base seed 0.
-- PRDC, random data: [34, 27] / [24, 20] / [22, 26]: its target is the nearest dataset
+- TD3+BC, expert data: [200, 200] / [200, 200] / [200, 189]; random data: [37, 43] /
+  [30, 30] / [31, 53].
+- IQL, random data: [29, 26] / [60, 39] / [52, 42]; expert data: [77, 93] / [60, 86] /
+  [200, 200].
+- PRDC, random data: [39, 28] / [31, 21] / [23, 26]: its target is the nearest dataset
   point's action, a random action here, so it stays nearer the data than TD3+BC.
-- A2PR, random data: [96, 81] / [30, 30] / [50, 30].
+- A2PR, random data: [94, 79] / [31, 30] / [52, 26].
 
-IQL stays below the expert on this dataset, and the test says so (> 30, not expert-like).
+IQL stays below the expert on this dataset with base seeds 0 and 1, and the test says so
+(> 30, not expert-like).
 The cause, by ablation (base seed 0): its advantage weights min(exp(3 (Q − V)), 100)
 concentrate on few samples, because the authors' reward normalisation (× 1000 / return
 range) multiplies this short, narrow dataset's rewards by 8.9 where D4RL's 1000-step
@@ -32,10 +34,11 @@ import envs
 from algorithms import a2pr, iql, prdc, td3_bc
 from algorithms.common.agent import run_updates
 from evaluation import data as data_lib
+from tests.algorithms.learning import base_seed
 from tests.algorithms.test_dac import EXPERT_GAINS
 from tests.xla_options import OPTIMISED
 
-BASE_SEED = 0
+BASE_SEED = base_seed()   # $OFFPOLICY_LAB_TEST_SEED, 0 by default (tests/learning_seeds.sh)
 
 
 @pytest.fixture(scope="module")
