@@ -1,0 +1,41 @@
+"""benchmarks/gpu_bench's stage runner: a stage past its cap is stopped with everything it
+started, and its timestamped log tail is kept (no jax: plain Python subprocesses)."""
+
+import os
+import sys
+import time
+
+from benchmarks import gpu_bench
+
+
+def test_a_stage_past_its_cap_is_killed_with_its_children_and_keeps_its_log():
+  # the stage prints, starts a grandchild that would outlive it, then sleeps past the cap
+  script = ("import subprocess, sys, time\n"
+            "print('started', flush=True)\n"
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            "print('step 1 done', p.pid, flush=True)\n"
+            "time.sleep(60)\n")
+  t = time.time()
+  run = gpu_bench.run_capped([sys.executable, "-c", script], seconds=3)
+  assert time.time() - t < 10, "the cap did not stop the stage"
+  assert run["returncode"] is None  # cut, not exited
+  assert 3 <= run["seconds"] < 10
+  logged = [line.split("] ", 1)[1] for line in run["log_tail"]]
+  assert logged[0] == "started" and logged[1].startswith("step 1 done")
+  assert run["log_tail"][0].startswith("[")
+  grandchild = int(logged[1].split()[-1])
+  for _ in range(50):  # killed; gone once init has reaped it
+    try:
+      os.kill(grandchild, 0)
+    except ProcessLookupError:
+      break
+    time.sleep(0.1)
+  else:
+    raise AssertionError(f"the stage's child {grandchild} outlived the cap")
+
+
+def test_a_stage_that_ends_reports_its_exit_code_and_only_the_tail():
+  script = "import sys\nfor i in range(50): print(i)\nsys.exit(3)\n"
+  run = gpu_bench.run_capped([sys.executable, "-c", script], seconds=30, tail=5)
+  assert run["returncode"] == 3
+  assert [line.split("] ", 1)[1] for line in run["log_tail"]] == ["45", "46", "47", "48", "49"]
