@@ -20,6 +20,11 @@ action smoothed by the box-truncated Gaussian action kernel at h = 0.1 and 0.3 (
 its truth, the smoothed policy's discounted value, from 1000 episodes, and the kernel
 PDIS estimate of the same policy beside it; at h = 0.3 also 10000 steps at 3e-3 and 1e-3
 and a linear w (`--nosettings`: the smoothed targets' default MWL only).
+Part 4 (`--profile`, with --dataset_dir): for the h = 0.3 smoothed target, the fitted
+weights' mean per range of t against the exact one, which is the mean of the cumulative
+kernel ratio Π_{k≤t} ρ_k over the trajectories alive at t (E_b[w*(x_t) 1{alive at t}] =
+E_b[Π_{k≤t} ρ_k 1{alive at t}]), with its SE and the number of trajectories alive there,
+under MWL settings that each test one candidate cause of the late weights' collapse.
 """
 
 import json
@@ -33,6 +38,9 @@ flags.DEFINE_list("candidates", ["0"], "Indices of TD3+BC candidates in ops_summ
 flags.DEFINE_string("dataset_dir", None, "A make_dataset workdir (Part 3: on-policy MWL).")
 flags.DEFINE_bool("tiny", True, "Run Part 2 (the tiny MDP).")
 flags.DEFINE_bool("settings", True, "Part 3: the MWL settings (False: the smoothed targets only).")
+flags.DEFINE_bool("profile", False, "Part 4: the weights per range of t against the exact ones.")
+flags.DEFINE_list("profile_settings", [], "Part 4: only these settings (by name; default all).")
+BINS = ((0, 1), (1, 10), (10, 25), (25, 50), (50, 75), (75, 100))
 
 
 def weight_profile(w, mask):
@@ -134,11 +142,11 @@ def on_policy(dataset_dir):
               ("bandwidth x0.25", dict(bandwidth_scale=0.25)),
               ("bandwidth x4", dict(bandwidth_scale=4.0)))
 
-  def fit(name, sample, fields):
-    """MWL weights [N, T] for target `sample` under MWLConfig(**fields); prints SAM-IS and
-    the weights' profile under `name` (the line left open)."""
-    w = jax.jit(lambda d, k: mg.mwl(d, sample, params, gamma, k, mg.MWLConfig(**fields)))(
-        data, jax.random.PRNGKey(0))
+  def fit(name, sample, fields, features=mg.default_features):
+    """MWL weights [N, T] for target `sample` under MWLConfig(**fields) and `features`;
+    prints SAM-IS and the weights' profile under `name` (the line left open)."""
+    w = jax.jit(lambda d, k: mg.mwl(d, sample, params, gamma, k, mg.MWLConfig(**fields),
+                                    features))(data, jax.random.PRNGKey(0))
     print(f"    {name}: SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
           f"{weight_profile(np.asarray(w), mask)}", end="")
     return np.asarray(w)
@@ -176,6 +184,78 @@ def on_policy(dataset_dir):
     for name, fields in variants:
       w = fit(name, sample, fields)
       print(f", correlation with the exact ratio at t=0 {np.corrcoef(w[:, 0], exact0)[0, 1]:.2f}")
+    if FLAGS.profile and h == 0.3:
+      # inverted_pendulum pays 1 a step alive: an episode's undiscounted return is its length
+      if not np.allclose(np.asarray(data.reward)[mask], 1.0):
+        raise SystemExit("--profile needs a reward of 1 per step alive (brax/inverted_pendulum)")
+      lengths = [np.asarray(jax.jit(lambda k, f=f: episode_returns(
+          env, lambda o, kk: f(params, o, kk), k, 1000, data.horizon, 1.0))(jax.random.PRNGKey(2)))
+                 for f in (sample, lambda p, o, k: agent.make_policy(p, False)(o, k))]
+      profile(data, mask, np.asarray(lr), lambda name, fields, feats, f=sample: fit(
+          name, f, fields, feats), *lengths)
+
+
+def profile(data, mask, log_rho, fit, lengths_e, lengths_b):
+  """Part 4: fitted against exact mean weight per range of t (BINS), per MWL setting.
+  log_rho [N, T] the per-step log kernel ratio; fit(name, fields) -> w [N, T];
+  lengths_e, lengths_b [M]: episode lengths of π_e and π_b on the env.
+
+  The exact mean of w* over the data's steps in a range R of t is
+  Σ_{t∈R} P_e(alive at t) / Σ_{t∈R} P_b(alive at t), since E_b[w*(x_t) 1{alive at t}] =
+  P_e(alive at t); the mean cumulative kernel ratio over the data estimates the same
+  without bias, but from 50 trajectories its heavy tail is rarely seen."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  cum = np.exp(np.cumsum(np.where(mask, log_rho, 0.0), axis=1))   # Π_{k≤t} ρ_k
+  horizon = mask.shape[1]
+  bins = [(lo, min(hi, horizon)) for lo, hi in BINS if lo < horizon]
+
+  def per_bin(w):
+    return [w[:, lo:hi][mask[:, lo:hi]].mean() if mask[:, lo:hi].any() else np.nan
+            for lo, hi in bins]
+
+  def se(lo, hi):
+    # SE of the exact mean over trajectories (the steps of one trajectory are dependent)
+    m = mask[:, lo:hi]
+    rows = [cum[i, lo:hi][m[i]].mean() for i in range(len(m)) if m[i].any()]
+    return np.std(rows, ddof=1) / np.sqrt(len(rows)) if len(rows) > 1 else np.nan
+
+  head = " | ".join(f"{lo}-{hi - 1}" if hi - lo > 1 else f"{lo}" for lo, hi in bins)
+  print(f"\n  Part 4, h = 0.3: mean weight over the logged steps in each range of t\n"
+        f"  | | {head} |\n  |---" + "|---" * len(bins) + "|")
+  print("  | trajectories alive | " + " | ".join(
+      str(int(mask[:, lo:hi].any(1).sum())) for lo, hi in bins) + " |")
+  print(f"  mean episode length: π_b on the env {lengths_b.mean():.1f} (the data's "
+        f"{mask.sum(1).mean():.1f}), π_e {lengths_e.mean():.1f}")
+  alive = lambda lengths, lo, hi: sum(float(np.mean(lengths > t)) for t in range(lo, hi))
+  print("  | exact: Σ P_e(alive) / Σ P_b(alive), 1000 episodes each | " + " | ".join(
+      f"{alive(lengths_e, lo, hi) / alive(lengths_b, lo, hi):.2f}" for lo, hi in bins) + " |")
+  print("  | mean Π ρ over the data ± SE | " + " | ".join(
+      f"{e:.2f} ± {se(lo, hi):.2f}" for e, (lo, hi) in zip(per_bin(cum), bins)) + " |")
+  from evaluation.ope import marginal as mg  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+  def time_repeated(copies):
+    """φ = [s, a, t/T repeated `copies` times]: each copy is standardised like the other
+    features, so the Gaussian kernel resolves t `copies`^½ times more finely than (s, a)."""
+    return lambda obs, action, t, horizon: jnp.concatenate(
+        [obs, action] + [(t / horizon)[..., None].astype(obs.dtype)] * copies, axis=-1)
+
+  settings = (("default", {}, mg.default_features),
+              ("same-trajectory pairs kept (V-statistic)", dict(same_trajectory_pairs=True),
+               mg.default_features),
+              ("bandwidth x0.25", dict(bandwidth_scale=0.25), mg.default_features),
+              ("bandwidth x4", dict(bandwidth_scale=4.0), mg.default_features),
+              ("10000 steps", dict(steps=10000), mg.default_features),
+              ("linear w", dict(hidden=()), mg.default_features),
+              ("t feature x8", {}, time_repeated(8)),
+              ("t feature x32", {}, time_repeated(32)))
+  only = set(FLAGS.profile_settings)
+  for name, fields, feats in settings:
+    if only and name not in only:
+      continue
+    w = fit(name, fields, feats)
+    print()
+    print(f"  | {name} | " + " | ".join(f"{v:.2f}" for v in per_bin(w)) + " |")
 
 
 if __name__ == "__main__":
