@@ -39,41 +39,61 @@ flags.DEFINE_multi_string("ope_flag", [], "Extra experiments.ope_sweep flag of t
                           "(e.g. --ope_flag=--policy_steps=50000).")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Each stage's cap in seconds, process start included: ppo, sac and seeds are the H100's
-# walls of 2026-11-27 (69, 88 and 56 + 56 s) with a margin, and ope has the rest.
 ABSL_INFO = re.compile(r"[IW]\d{4} ")  # absl's INFO/WARNING prefix (e.g. orbax's chatter)
-CAPS = {"ope": 150, "ppo": 90, "sac": 105, "seeds": 140}
+# Each stage's cap in seconds, its process's start and imports included: ppo, sac and
+# seeds are the H100's in-process walls of 2026-11-27 (69, 88 and 56 + 56 s) plus 26-33 s,
+# and ope has the rest of the 480 s.
+CAPS = {"ope": 125, "ppo": 95, "sac": 115, "seeds": 145}
+_RUNNING = []  # the process group of the stage running now, for the SIGTERM handler
+
+
+def _kill_group(pid: int) -> None:
+  try:
+    os.killpg(pid, signal.SIGKILL)
+  except ProcessLookupError:
+    pass
+
+
+def _on_sigterm(signum, frame):
+  """gpu.sh's outer `timeout` (or a user) stops us: stop the stage too, which runs in its
+  own session and so would not get the signal."""
+  del frame
+  for pid in _RUNNING:
+    _kill_group(pid)
+  sys.exit(128 + signum)
 
 
 def run_capped(cmd, seconds: float, tail: int = 30) -> dict:
   """Runs `cmd` (argv) in its own process group, echoing its output to stderr with the
-  elapsed seconds, and kills the group after `seconds` -> {"returncode": int | None (cut),
-  "seconds": float, "log_tail": the last `tail` lines, each "[elapsed s] line"}."""
+  elapsed seconds, and kills the group when it exits or after `seconds`, whichever comes
+  first -> {"returncode": int | None (cut), "seconds": float, "log_tail": the last `tail`
+  lines but absl's INFO/WARNING ones, each "[elapsed s] line"}."""
+  import threading  # pylint: disable=import-outside-toplevel
   t = time.time()
   lines = collections.deque(maxlen=tail)
   proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, start_new_session=True)
+                          text=True, errors="replace", start_new_session=True)
+  _RUNNING.append(proc.pid)
 
-  def kill():
-    try:
-      os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-      pass
-
-  import threading  # pylint: disable=import-outside-toplevel
-  timer = threading.Timer(seconds, kill)
-  timer.start()
-  try:
+  def read():
     for line in proc.stdout:
       line = f"[{time.time() - t:6.1f} s] {line.rstrip()}"
       print(line, file=sys.stderr, flush=True)
-      if not ABSL_INFO.match(line.split("] ", 1)[1]):  # the tail keeps the stage's own lines
+      if not ABSL_INFO.match(line.split("] ", 1)[1]):
         lines.append(line)
-    proc.wait()
+
+  reader = threading.Thread(target=read, daemon=True)
+  reader.start()
+  try:
+    proc.wait(timeout=seconds)
+    cut = False
+  except subprocess.TimeoutExpired:
+    cut = True
   finally:
-    timer.cancel()
-    kill()  # nothing the stage started outlives it
-  cut = proc.returncode == -signal.SIGKILL and time.time() - t >= seconds
+    _kill_group(proc.pid)  # nothing the stage started outlives it, nor holds its output
+    proc.wait()
+    _RUNNING.remove(proc.pid)
+  reader.join(timeout=5)
   return {"returncode": None if cut else proc.returncode, "seconds": time.time() - t,
           "log_tail": list(lines)}
 
@@ -97,13 +117,12 @@ def main(argv):
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   small = FLAGS.smoke
-  if FLAGS.child:
-    out = {}
-  else:
-    import jax  # pylint: disable=import-outside-toplevel
-    out = {"devices": [str(d) for d in jax.devices()], "backend": jax.default_backend(),
-           "jax": jax.__version__, "smoke": small, "budget_seconds": FLAGS.budget_seconds,
-           "caps": CAPS, "stages": {}}
+  scale = 4 if small else 1
+  # the parent never touches the accelerator (its stages' processes do): the devices and
+  # versions come from the first stage that reports them
+  out = {"devices": None, "backend": None, "jax": None, "smoke": small,
+         "budget_seconds": FLAGS.budget_seconds * scale,
+         "caps": {k: v * scale for k, v in CAPS.items()}, "stages": {}}
 
   def save():
     with open(FLAGS.out, "w") as f:
@@ -128,34 +147,47 @@ def main(argv):
       "ope": lambda: ope_sweep(small),
   }
   if FLAGS.child:  # one stage, in this process: its result or error to --out
+    import jax  # pylint: disable=import-outside-toplevel
     t = time.time()
+    out = {"devices": [str(d) for d in jax.devices()], "backend": jax.default_backend(),
+           "jax": jax.__version__}
     try:
-      out = {"result": stages[FLAGS.child](), "seconds": time.time() - t}
+      out.update(result=stages[FLAGS.child](), seconds=time.time() - t)
     except Exception as e:  # pylint: disable=broad-except
-      out = {"error": f"{type(e).__name__}: {e}",
-             "traceback": traceback.format_exc()[-3000:], "seconds": time.time() - t}
+      out.update(error=f"{type(e).__name__}: {e}",
+                 traceback=traceback.format_exc()[-3000:], seconds=time.time() - t)
     save()
     return
   for name in FLAGS.stages:
     if name not in stages:
       sys.exit(f"error: unknown stage {name!r}; stages: {', '.join(stages)}")
+  signal.signal(signal.SIGTERM, _on_sigterm)
   start = time.time()
   for name in FLAGS.stages:
-    left = FLAGS.budget_seconds * (4 if small else 1) - (time.time() - start)
+    left = FLAGS.budget_seconds * scale - (time.time() - start)
     if left < 20:
       out["stages"][name] = {"error": f"not run: {max(left, 0):.0f} s of the budget left"}
       save()
       continue
-    cap = min(CAPS[name] * (4 if small else 1), left)
+    cap = min(CAPS[name] * scale, left)
     print(f"stage {name} (cap {cap:.0f} s)", file=sys.stderr, flush=True)
     child_out = f"{FLAGS.out}.{name}"
+    if os.path.exists(child_out):
+      os.remove(child_out)  # a stale one from a run cut short
     cmd = [sys.executable, "-m", "benchmarks.gpu_bench", f"--child={name}", f"--out={child_out}",
-           f"--smoke={str(small).lower()}"] + [f"--ope_flag={f}" for f in FLAGS.ope_flag]
+           f"--smoke={str(small).lower()}", f"--verbosity={FLAGS.verbosity}"] + [
+               f"--ope_flag={f}" for f in FLAGS.ope_flag]
     run = run_capped(cmd, cap)
     if os.path.exists(child_out):
-      with open(child_out) as f:
-        out["stages"][name] = json.load(f)
+      try:
+        with open(child_out) as f:
+          got = json.load(f)
+      except ValueError as e:  # cut while writing
+        got = {"error": f"unreadable stage output: {e}"}
       os.remove(child_out)
+      for key in ("devices", "backend", "jax"):
+        out[key] = out[key] or got.pop(key, None)
+      out["stages"][name] = got
     else:
       why = (f"timed out after {run['seconds']:.0f} s (cap {cap:.0f} s)"
              if run["returncode"] is None else f"exited with {run['returncode']}")

@@ -20,11 +20,14 @@ action smoothed by the box-truncated Gaussian action kernel at h = 0.1 and 0.3 (
 its truth, the smoothed policy's discounted value, from 1000 episodes, and the kernel
 PDIS estimate of the same policy beside it; at h = 0.3 also 10000 steps at 3e-3 and 1e-3
 and a linear w (`--nosettings`: the smoothed targets' default MWL only).
-Part 4 (`--profile`, with --dataset_dir): for the h = 0.3 smoothed target, the fitted
-weights' mean per range of t against the exact one, which is the mean of the cumulative
-kernel ratio Π_{k≤t} ρ_k over the trajectories alive at t (E_b[w*(x_t) 1{alive at t}] =
-E_b[Π_{k≤t} ρ_k 1{alive at t}]), with its SE and the number of trajectories alive there,
-under MWL settings that each test one candidate cause of the late weights' collapse.
+Part 4 (`--profile`, with --dataset_dir; reward 1 per step alive, as brax/inverted_pendulum):
+for the h = 0.3 smoothed target, the fitted weights' mean per range of t against the
+exact one, Σ_t P_e(alive at t) / Σ_t P_b(alive at t) over the range (since
+E_b[w*(x_t) 1{alive at t}] = P_e(alive at t)), from 1000 episodes of each policy; beside
+it the mean cumulative kernel ratio Π_{k≤t} ρ_k over the data (what kernel PDIS weighs;
+the same in expectation) with its SE and the number of trajectories alive there; under
+MWL settings that each test one candidate cause of the late weights' collapse
+(`--profile_settings` picks some by name).
 """
 
 import json
@@ -40,7 +43,7 @@ flags.DEFINE_bool("tiny", True, "Run Part 2 (the tiny MDP).")
 flags.DEFINE_bool("settings", True, "Part 3: the MWL settings (False: the smoothed targets only).")
 flags.DEFINE_bool("profile", False, "Part 4: the weights per range of t against the exact ones.")
 flags.DEFINE_list("profile_settings", [], "Part 4: only these settings (by name; default all).")
-BINS = ((0, 1), (1, 10), (10, 25), (25, 50), (50, 75), (75, 100))
+BINS = ((0, 1), (1, 10), (10, 25), (25, 50), (50, 75), (75, None))  # None: the horizon
 
 
 def weight_profile(w, mask):
@@ -197,27 +200,32 @@ def on_policy(dataset_dir):
 
 def profile(data, mask, log_rho, fit, lengths_e, lengths_b):
   """Part 4: fitted against exact mean weight per range of t (BINS), per MWL setting.
-  log_rho [N, T] the per-step log kernel ratio; fit(name, fields) -> w [N, T];
+  log_rho [N, T] the per-step log kernel ratio; fit(name, fields, features) -> w [N, T];
   lengths_e, lengths_b [M]: episode lengths of π_e and π_b on the env.
 
   The exact mean of w* over the data's steps in a range R of t is
   Σ_{t∈R} P_e(alive at t) / Σ_{t∈R} P_b(alive at t), since E_b[w*(x_t) 1{alive at t}] =
   P_e(alive at t); the mean cumulative kernel ratio over the data estimates the same
-  without bias, but from 50 trajectories its heavy tail is rarely seen."""
+  consistently, but from 50 trajectories its heavy tail is rarely seen."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   cum = np.exp(np.cumsum(np.where(mask, log_rho, 0.0), axis=1))   # Π_{k≤t} ρ_k
   horizon = mask.shape[1]
-  bins = [(lo, min(hi, horizon)) for lo, hi in BINS if lo < horizon]
+  bins = [(lo, horizon if hi is None else min(hi, horizon)) for lo, hi in BINS if lo < horizon]
 
   def per_bin(w):
     return [w[:, lo:hi][mask[:, lo:hi]].mean() if mask[:, lo:hi].any() else np.nan
             for lo, hi in bins]
 
   def se(lo, hi):
-    # SE of the exact mean over trajectories (the steps of one trajectory are dependent)
+    """SE of the pooled mean Σ_i S_i / Σ_i n_i of Π ρ over the steps in [lo, hi), with the
+    trajectories as the independent units (ratio estimator, delta method)."""
     m = mask[:, lo:hi]
-    rows = [cum[i, lo:hi][m[i]].mean() for i in range(len(m)) if m[i].any()]
-    return np.std(rows, ddof=1) / np.sqrt(len(rows)) if len(rows) > 1 else np.nan
+    sums, counts = np.where(m, cum[:, lo:hi], 0.0).sum(1), m.sum(1)
+    if (counts > 0).sum() < 2:
+      return np.nan
+    resid = sums - counts * sums.sum() / counts.sum()
+    n = len(resid)
+    return float(np.sqrt(n / (n - 1) * np.sum(resid ** 2)) / counts.sum())
 
   head = " | ".join(f"{lo}-{hi - 1}" if hi - lo > 1 else f"{lo}" for lo, hi in bins)
   print(f"\n  Part 4, h = 0.3: mean weight over the logged steps in each range of t\n"
@@ -227,8 +235,10 @@ def profile(data, mask, log_rho, fit, lengths_e, lengths_b):
   print(f"  mean episode length: π_b on the env {lengths_b.mean():.1f} (the data's "
         f"{mask.sum(1).mean():.1f}), π_e {lengths_e.mean():.1f}")
   alive = lambda lengths, lo, hi: sum(float(np.mean(lengths > t)) for t in range(lo, hi))
+  ratio = lambda lo, hi: (alive(lengths_e, lo, hi) / alive(lengths_b, lo, hi)
+                          if alive(lengths_b, lo, hi) > 0 else float("nan"))
   print("  | exact: Σ P_e(alive) / Σ P_b(alive), 1000 episodes each | " + " | ".join(
-      f"{alive(lengths_e, lo, hi) / alive(lengths_b, lo, hi):.2f}" for lo, hi in bins) + " |")
+      f"{ratio(lo, hi):.2f}" for lo, hi in bins) + " |")
   print("  | mean Π ρ over the data ± SE | " + " | ".join(
       f"{e:.2f} ± {se(lo, hi):.2f}" for e, (lo, hi) in zip(per_bin(cum), bins)) + " |")
   from evaluation.ope import marginal as mg  # pylint: disable=import-outside-toplevel
@@ -240,6 +250,18 @@ def profile(data, mask, log_rho, fit, lengths_e, lengths_b):
     return lambda obs, action, t, horizon: jnp.concatenate(
         [obs, action] + [(t / horizon)[..., None].astype(obs.dtype)] * copies, axis=-1)
 
+  def median_bandwidth(feats):
+    """The median heuristic of `mwl` (√(median ‖x − y‖² / 2) over standardised features)
+    on 768 logged steps, for `feats`: to hold one resolution fixed while changing another."""
+    t_index = np.broadcast_to(np.arange(horizon), mask.shape)
+    z = np.asarray(feats(data.obs, data.action, jnp.asarray(t_index), horizon))[mask]
+    z = (z - z.mean(0)) / np.where(z.std(0) > 1e-6, z.std(0), 1.0)
+    z = z[np.random.default_rng(0).choice(len(z), 768, replace=False)]
+    d2 = ((z[:, None] - z[None]) ** 2).sum(-1)[np.triu_indices(len(z), 1)]
+    return float(np.sqrt(np.median(d2) / 2))
+
+  h0, h32 = median_bandwidth(mg.default_features), median_bandwidth(time_repeated(32))
+  print(f"  median-heuristic bandwidth: default features {h0:.2f}, t feature x32 {h32:.2f}")
   settings = (("default", {}, mg.default_features),
               ("same-trajectory pairs kept (V-statistic)", dict(same_trajectory_pairs=True),
                mg.default_features),
@@ -248,8 +270,16 @@ def profile(data, mask, log_rho, fit, lengths_e, lengths_b):
               ("10000 steps", dict(steps=10000), mg.default_features),
               ("linear w", dict(hidden=()), mg.default_features),
               ("t feature x8", {}, time_repeated(8)),
-              ("t feature x32", {}, time_repeated(32)))
+              ("t feature x32", {}, time_repeated(32)),
+              # the two controls of x32: t alone finer, and (s, a) alone coarser
+              ("t feature x32 at the default's bandwidth", dict(bandwidth=h0), time_repeated(32)),
+              ("default features at the bandwidth of x32", dict(bandwidth=h32),
+               mg.default_features))
   only = set(FLAGS.profile_settings)
+  unknown = only - {name for name, _, _ in settings}
+  if unknown:
+    raise SystemExit(f"unknown --profile_settings {sorted(unknown)}; settings: "
+                     + "; ".join(name for name, _, _ in settings))
   for name, fields, feats in settings:
     if only and name not in only:
       continue

@@ -1,7 +1,6 @@
 """benchmarks/gpu_bench's stage runner: a stage past its cap is stopped with everything it
 started, and its timestamped log tail is kept (no jax: plain Python subprocesses)."""
 
-import os
 import sys
 import time
 
@@ -23,15 +22,33 @@ def test_a_stage_past_its_cap_is_killed_with_its_children_and_keeps_its_log():
   logged = [line.split("] ", 1)[1] for line in run["log_tail"]]
   assert logged[0] == "started" and logged[1].startswith("step 1 done")
   assert run["log_tail"][0].startswith("[")
-  grandchild = int(logged[1].split()[-1])
-  for _ in range(50):  # killed; gone once init has reaped it
+  _assert_gone(int(logged[1].split()[-1]))
+
+
+def _assert_gone(pid):
+  """`pid` has been killed: gone, or a zombie that nobody has reaped yet."""
+  for _ in range(50):
     try:
-      os.kill(grandchild, 0)
-    except ProcessLookupError:
-      break
+      with open(f"/proc/{pid}/stat") as f:
+        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+          return
+    except FileNotFoundError:
+      return
     time.sleep(0.1)
-  else:
-    raise AssertionError(f"the stage's child {grandchild} outlived the cap")
+  raise AssertionError(f"process {pid} outlived its stage")
+
+
+def test_a_stage_that_exits_leaving_a_child_returns_at_once_and_the_child_is_killed():
+  script = ("import subprocess, sys\n"
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            "print(p.pid, flush=True)\n"
+            "sys.stdout.buffer.write(b'bad utf-8 \\xff\\n')\n")
+  t = time.time()
+  run = gpu_bench.run_capped([sys.executable, "-c", script], seconds=30)
+  assert time.time() - t < 10, "waited for the leftover child instead of the stage"
+  assert run["returncode"] == 0
+  assert "bad utf-8" in run["log_tail"][1]
+  _assert_gone(int(run["log_tail"][0].split("] ", 1)[1]))
 
 
 def test_a_stage_that_ends_reports_its_exit_code_and_only_the_tail():
