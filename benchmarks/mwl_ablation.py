@@ -56,6 +56,11 @@ def weight_profile(w, mask):
 
 
 def main(_):
+  # an unknown Part 4 setting fails here, not after Parts 1-3 have run
+  unknown = set(FLAGS.profile_settings) - {name for name, _, _ in profile_settings(1.0, 1.0)}
+  if unknown:
+    raise SystemExit(f"unknown --profile_settings {sorted(unknown)}; settings: "
+                     + "; ".join(name for name, _, _ in profile_settings(1.0, 1.0)))
   # pylint: disable=import-outside-toplevel
   import jax
   import jax.numpy as jnp
@@ -241,14 +246,8 @@ def profile(data, mask, log_rho, fit, lengths_e, lengths_b):
       f"{ratio(lo, hi):.2f}" for lo, hi in bins) + " |")
   print("  | mean Π ρ over the data ± SE | " + " | ".join(
       f"{e:.2f} ± {se(lo, hi):.2f}" for e, (lo, hi) in zip(per_bin(cum), bins)) + " |")
-  from evaluation.ope import marginal as mg  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-
-  def time_repeated(copies):
-    """φ = [s, a, t/T repeated `copies` times]: each copy is standardised like the other
-    features, so the Gaussian kernel resolves t `copies`^½ times more finely than (s, a)."""
-    return lambda obs, action, t, horizon: jnp.concatenate(
-        [obs, action] + [(t / horizon)[..., None].astype(obs.dtype)] * copies, axis=-1)
+  from evaluation.ope import marginal as mg  # pylint: disable=import-outside-toplevel
 
   def median_bandwidth(feats):
     """The median heuristic of `mwl` (√(median ‖x − y‖² / 2) over standardised features)
@@ -262,30 +261,42 @@ def profile(data, mask, log_rho, fit, lengths_e, lengths_b):
 
   h0, h32 = median_bandwidth(mg.default_features), median_bandwidth(time_repeated(32))
   print(f"  median-heuristic bandwidth: default features {h0:.2f}, t feature x32 {h32:.2f}")
-  settings = (("default", {}, mg.default_features),
-              ("same-trajectory pairs kept (V-statistic)", dict(same_trajectory_pairs=True),
-               mg.default_features),
-              ("bandwidth x0.25", dict(bandwidth_scale=0.25), mg.default_features),
-              ("bandwidth x4", dict(bandwidth_scale=4.0), mg.default_features),
-              ("10000 steps", dict(steps=10000), mg.default_features),
-              ("linear w", dict(hidden=()), mg.default_features),
-              ("t feature x8", {}, time_repeated(8)),
-              ("t feature x32", {}, time_repeated(32)),
-              # the two controls of x32: t alone finer, and (s, a) alone coarser
-              ("t feature x32 at the default's bandwidth", dict(bandwidth=h0), time_repeated(32)),
-              ("default features at the bandwidth of x32", dict(bandwidth=h32),
-               mg.default_features))
+  settings = profile_settings(h0, h32)
   only = set(FLAGS.profile_settings)
-  unknown = only - {name for name, _, _ in settings}
-  if unknown:
-    raise SystemExit(f"unknown --profile_settings {sorted(unknown)}; settings: "
-                     + "; ".join(name for name, _, _ in settings))
   for name, fields, feats in settings:
     if only and name not in only:
       continue
     w = fit(name, fields, feats)
     print()
     print(f"  | {name} | " + " | ".join(f"{v:.2f}" for v in per_bin(w)) + " |")
+
+
+def time_repeated(copies):
+  """φ = [s, a, t/T repeated `copies` times] -> [..., d + a + copies]: each copy is
+  standardised like the other features, so the Gaussian kernel resolves t `copies`^½ times
+  more finely than (s, a) at the same bandwidth."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  return lambda obs, action, t, horizon: jnp.concatenate(
+      [obs, action] + [(t / horizon)[..., None].astype(obs.dtype)] * copies, axis=-1)
+
+
+def profile_settings(h0: float, h32: float) -> tuple:
+  """Part 4's MWL settings, (name, MWLConfig fields, features) each; h0 and h32 are the
+  median-heuristic bandwidths of the default features and of `time_repeated(32)`."""
+  from evaluation.ope import marginal as mg  # pylint: disable=import-outside-toplevel
+  return (("default", {}, mg.default_features),
+          ("same-trajectory pairs kept (V-statistic)", dict(same_trajectory_pairs=True),
+           mg.default_features),
+          ("bandwidth x0.25", dict(bandwidth_scale=0.25), mg.default_features),
+          ("bandwidth x4", dict(bandwidth_scale=4.0), mg.default_features),
+          ("10000 steps", dict(steps=10000), mg.default_features),
+          ("linear w", dict(hidden=()), mg.default_features),
+          ("t feature x8", {}, time_repeated(8)),
+          ("t feature x32", {}, time_repeated(32)),
+          # the two controls of x32: t alone finer, and (s, a) alone coarser
+          ("t feature x32 at the default's bandwidth", dict(bandwidth=h0), time_repeated(32)),
+          ("default features at the bandwidth of x32", dict(bandwidth=h32),
+           mg.default_features))
 
 
 if __name__ == "__main__":

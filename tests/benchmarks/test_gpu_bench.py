@@ -6,12 +6,14 @@ import time
 
 from benchmarks import gpu_bench
 
+# a stage's opening lines: start a child that would sleep on for a minute (its pid in `p`)
+START_CHILD = ("import subprocess, sys, time\n"
+               "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n")
+
 
 def test_a_stage_past_its_cap_is_killed_with_its_children_and_keeps_its_log():
   # the stage prints, starts a grandchild that would outlive it, then sleeps past the cap
-  script = ("import subprocess, sys, time\n"
-            "print('started', flush=True)\n"
-            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+  script = ("print('started', flush=True)\n" + START_CHILD +
             "print('step 1 done', p.pid, flush=True)\n"
             "time.sleep(60)\n")
   t = time.time()
@@ -39,9 +41,7 @@ def _assert_gone(pid):
 
 
 def test_a_stage_that_exits_leaving_a_child_returns_at_once_and_the_child_is_killed():
-  script = ("import subprocess, sys\n"
-            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-            "print(p.pid, flush=True)\n"
+  script = (START_CHILD + "print(p.pid, flush=True)\n"
             "sys.stdout.buffer.write(b'bad utf-8 \\xff\\n')\n")
   t = time.time()
   run = gpu_bench.run_capped([sys.executable, "-c", script], seconds=30)
