@@ -85,6 +85,7 @@ class MDPOConfig:
   value_hidden: Sequence[int] = (64, 64)
   activation: str = "tanh"
   min_std: float = 1e-3
+  state_dependent_std: bool = True   # False: one learned scale vector (ppo.networks)
 
   def validate(self) -> None:
     """Raises ValueError on settings that cannot run (total_steps 0 = set by the runner)."""
@@ -166,7 +167,8 @@ def make_agent(config: MDPOConfig, env: Env) -> Agent:
                        reward_clip=config.reward_clip,
                        normalize_observations=config.normalize_observations,
                        policy_hidden=config.policy_hidden, value_hidden=config.value_hidden,
-                       activation=config.activation, min_std=config.min_std)
+                       activation=config.activation, min_std=config.min_std,
+                       state_dependent_std=config.state_dependent_std)
   policy_net, value_net = ppo.networks(pcfg, env)
   policy_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                            optax.adam(config.learning_rate, eps=1e-5))

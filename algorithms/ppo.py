@@ -1,7 +1,8 @@
 """Proximal Policy Optimization for continuous actions (Schulman et al. 2017).
 
 The policy is a tanh-squashed Gaussian whose mean and scale come from one MLP
-(softplus scale + `min_std`, as Brax); the value function is a separate MLP. One
+(softplus scale + `min_std`, as Brax; `state_dependent_std=False` learns one scale
+vector instead, as CleanRL); the value function is a separate MLP. One
 `update` collects `unroll_length` steps from `num_envs` auto-resetting envs,
 updates the observation statistics, optionally normalises the rewards by the running
 std of the discounted return (`normalize_rewards`, `algorithms.common.reward_norm`, as
@@ -27,7 +28,7 @@ from algorithms.common.agent import Agent, make_train as _make_train
 from algorithms.common.gae import gae
 from algorithms.common.minibatches import shuffled_minibatches
 from algorithms.common import reward_norm
-from algorithms.common.networks import MLP, ValueNet
+from algorithms.common.networks import MLP, MeanAndFreeScale, ValueNet
 from algorithms.common.reward_norm import RewardNormState
 from algorithms.common.rollout import episode_stats, rollout
 from algorithms.common.running_stats import RunningStats
@@ -61,6 +62,7 @@ class PPOConfig:
   value_hidden: Sequence[int] = (64, 64)
   activation: str = "swish"
   min_std: float = 1e-3
+  state_dependent_std: bool = True   # False: one learned scale vector (CleanRL, PROPS authors)
 
   def validate(self) -> None:
     """Raises ValueError on settings that cannot run."""
@@ -90,9 +92,17 @@ class PPOState:
 
 
 def networks(config: PPOConfig, env: Env) -> tuple[MLP, ValueNet]:
-  """The policy net (obs -> 2*action_size Gaussian parameters) and the value net."""
-  policy = MLP(tuple(config.policy_hidden), 2 * env.action_size, config.activation,
-               final_scale=0.01)
+  """The policy net (obs -> 2*action_size Gaussian parameters) and the value net.
+
+  With `state_dependent_std` the MLP emits means and scales (Brax); without it, means
+  only, next to one learned scale vector (`networks.MeanAndFreeScale`).
+  """
+  if config.state_dependent_std:
+    policy = MLP(tuple(config.policy_hidden), 2 * env.action_size, config.activation,
+                 final_scale=0.01)
+  else:
+    policy = MeanAndFreeScale(tuple(config.policy_hidden), env.action_size, config.activation,
+                              final_scale=0.01)
   return policy, ValueNet(tuple(config.value_hidden), config.activation)
 
 

@@ -125,6 +125,7 @@ class PROPSConfig:
   value_hidden: Sequence[int] = (64, 64)
   activation: str = "tanh"
   min_std: float = 1e-3
+  state_dependent_std: bool = True   # False: one learned scale vector (ppo.networks)
 
   @property
   def segment_size(self) -> int:
@@ -339,7 +340,8 @@ def make_agent(config: PROPSConfig, env: Env) -> Agent:
                        normalize_observations=config.normalize_observations,
                        normalize_advantage=config.normalize_advantage,
                        policy_hidden=config.policy_hidden, value_hidden=config.value_hidden,
-                       activation=config.activation, min_std=config.min_std)
+                       activation=config.activation, min_std=config.min_std,
+                       state_dependent_std=config.state_dependent_std)
   policy_net, value_net = ppo.networks(pcfg, env)
   num_updates = max(-(-config.total_steps // config.batch_size), 1)
   # Adam directions; the learning rates are applied per step (the target's anneals with

@@ -30,6 +30,30 @@ class MLP(nn.Module):
     return nn.Dense(self.out, kernel_init=init)(x)
 
 
+class MeanAndFreeScale(nn.Module):
+  """Gaussian policy head with a state-independent scale: [..., in] -> [..., 2*out].
+
+  The first `out` columns are an MLP's means; the last `out` are one learned
+  pre-softplus scale vector (initialised to 0) broadcast over the batch, so the
+  output plugs into `distributions.gaussian` like a state-dependent head's. This is
+  the scale of CleanRL-style PPO (`actor_logstd`, a parameter), as the PROPS authors'
+  `utils.Agent`; their scale is exp(log_std) from log_std = 0 (std 1), ours
+  softplus(0) + min_std ≈ 0.69, which is the state-dependent head's initial scale too,
+  so that an ablation changes only the scale's dependence on the state.
+  """
+
+  hidden: Sequence[int]
+  out: int
+  activation: str = "swish"
+  final_scale: float = 1.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    mean = MLP(self.hidden, self.out, self.activation, self.final_scale)(x)
+    pre_scale = self.param("pre_scale", nn.initializers.zeros, (self.out,))
+    return jnp.concatenate([mean, jnp.broadcast_to(pre_scale, mean.shape)], axis=-1)
+
+
 class ValueNet(nn.Module):
   """State value: [..., obs] -> [...]."""
 

@@ -113,3 +113,48 @@ def test_clipped_value_loss(setup):
   _, aux = ppo.loss(params, {**batch, "value": jnp.asarray(v_old, jnp.float32)},
                     jax.random.PRNGKey(1), clip_cfg, pnet, vnet)
   np.testing.assert_allclose(aux["value_loss"], want, rtol=1e-5)
+
+
+def test_state_independent_scale_loss_and_gradient(setup):
+  """With `state_dependent_std=False` one scale s = softplus(p) + min_std serves every
+  state: the surrogate is computed with it, and d(policy loss)/dp is, by hand,
+  −mean(dA_i/dp) over the unclipped samples, with d log r_i/ds = ((u − loc)² / s³ − 1/s)."""
+  config, _, vnet, params, batch, loc, _ = setup
+  free = ppo.PPOConfig(**{**config.__dict__, "state_dependent_std": False})
+  pnet, _ = ppo.networks(free, types.SimpleNamespace(action_size=1))
+  pp = pnet.init(jax.random.PRNGKey(0), jnp.zeros((1, 1)))
+  assert set(pp["params"]) == {"MLP_0", "pre_scale"}
+  p = -0.3
+  pp = {"params": {"MLP_0": {"Dense_0": {"bias": jnp.array([0.1]), "kernel": jnp.array([[0.5]])}},
+                   "pre_scale": jnp.array([p])}}
+  raw = np.asarray(pnet.apply(pp, batch["obs"]))
+  np.testing.assert_allclose(raw[:, 1], p)                     # the same for every state
+  scale = _softplus(p) + 1e-3
+  new_logp = _gauss_logp(U, loc, scale)
+  b = {**batch, "log_prob": jnp.asarray(new_logp - LOG_RATIO, jnp.float32)}
+  params = {**params, "policy": pp}
+  pl_fn = lambda q: ppo.loss(q, b, jax.random.PRNGKey(1), free, pnet, vnet)[1]["policy_loss"]
+  np.testing.assert_allclose(pl_fn(params), _expected(ADV)[0], rtol=1e-5)
+  ratio = np.exp(LOG_RATIO)
+  # unclipped where min(rA, clip(r)A) = rA: samples 0 (r 0.61, A > 0), 1 (r 1.65, A < 0),
+  # 2 (r 0.95 inside the clip) and 3 (r = 1 inside)
+  dlogr_ds = (U - loc) ** 2 / scale**3 - 1 / scale
+  ds_dp = 1 / (1 + np.exp(-p))
+  want = -np.mean(ADV * ratio * dlogr_ds) * ds_dp
+  got = jax.grad(pl_fn)(params)["policy"]["params"]["pre_scale"]
+  np.testing.assert_allclose(np.asarray(got)[0], want, rtol=1e-4)
+
+
+def test_props_and_mdpo_take_the_state_independent_scale():
+  """PROPS and on-policy MDPO build their policy through ppo.networks with the flag."""
+  import envs
+  from algorithms import mdpo, props
+  env = envs.make("brax/inverted_pendulum", episode_length=10)
+  for make, cfg in ((ppo.make_agent, ppo.PPOConfig(num_envs=2, unroll_length=2, num_minibatches=1)),
+                    (props.make_agent, props.PROPSConfig(total_steps=64)),
+                    (mdpo.make_agent, mdpo.MDPOConfig(num_envs=2, unroll_length=8, total_steps=64))):
+    for flag in (True, False):
+      agent = make(type(cfg)(**{**cfg.__dict__, "state_dependent_std": flag}), env)
+      state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
+      names = set(agent.policy_params(state)["policy"]["params"])
+      assert ("pre_scale" in names) is (not flag), (make, flag, names)
