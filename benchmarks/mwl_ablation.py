@@ -296,7 +296,11 @@ def profile_settings(h0: float, h32: float) -> tuple:
           # the two controls of x32: t alone finer, and (s, a) alone coarser
           ("t feature x32 at the default's bandwidth", dict(bandwidth=h0), time_repeated(32)),
           ("default features at the bandwidth of x32", dict(bandwidth=h32),
-           mg.default_features))
+           mg.default_features),
+          # the product kernel in t (MWLConfig.time_bandwidth, in steps), (s, a) as default
+          ("time kernel h_t = 1 step", dict(time_bandwidth=1.0), mg.default_features),
+          ("time kernel h_t = 3 steps", dict(time_bandwidth=3.0), mg.default_features),
+          ("time kernel h_t = 10 steps", dict(time_bandwidth=10.0), mg.default_features))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,13 @@ Kernels on the features: "gaussian", exp(−‖x − y‖² / (2h²)) on feature
 over the logged data, h by the median heuristic (h² = median ‖x − y‖² / 2 over a
 minibatch) unless given; "linear", φ(x)ᵀφ(y), for which μ̂ is computed in feature space
 (with one-hot features the test class is every tabular function, and the minimiser is
-the exact ratio).
+the exact ratio). With `time_bandwidth` = h_t (in steps) the Gaussian kernel is
+multiplied by exp(−(t − t')² / (2h_t²)) on the points' time steps, a product kernel that
+resolves t to about h_t steps whatever (s, a)'s bandwidth. The finite-horizon constraint
+that ties the weight mass alive at step τ to the mass carried on from τ − 1 is the test
+function 1{t = τ}; t/T as one standardised feature among the others puts it far outside
+the unit ball, and without it the late weights collapse (`benchmarks/mwl_ablation.py`,
+Part 4).
 
 Estimators, per trajectory i:
 
@@ -74,7 +80,8 @@ _SOFTPLUS_ONE = 0.5413248546129181   # softplus(x) = 1: the weights start at 1
 class MWLConfig:
   """MWL settings: the weight network (hidden = () is linear in the features), Adam,
   steps, transitions per minibatch (two minibatches a step), kernel and its bandwidth
-  (None: the median heuristic, times bandwidth_scale). same_trajectory_pairs=True keeps
+  (None: the median heuristic, times bandwidth_scale), and an optional time bandwidth in
+  steps (a product kernel in t; None: t is only a feature). same_trajectory_pairs=True keeps
   the products of points from one trajectory in the loss (biased; for ablations only).
   The defaults recover w = 1 on-policy (benchmarks/mwl_ablation.py); 500 steps at 1e-3
   stop at a mean weight of 0.66 over the first 10 steps."""
@@ -86,6 +93,7 @@ class MWLConfig:
   kernel: str = "gaussian"
   bandwidth: Optional[float] = None
   bandwidth_scale: float = 1.0
+  time_bandwidth: Optional[float] = None
   same_trajectory_pairs: bool = False
 
   def validate(self) -> None:
@@ -101,6 +109,12 @@ class MWLConfig:
       raise ValueError(f"MWLConfig.bandwidth_scale must be > 0, got {self.bandwidth_scale}")
     if self.bandwidth is not None and not self.bandwidth > 0:
       raise ValueError(f"MWLConfig.bandwidth must be > 0 or None, got {self.bandwidth}")
+    if self.time_bandwidth is not None:
+      if not self.time_bandwidth > 0:
+        raise ValueError(f"MWLConfig.time_bandwidth must be > 0 or None, got {self.time_bandwidth}")
+      if self.kernel != "gaussian":
+        raise ValueError("MWLConfig.time_bandwidth needs kernel='gaussian' (a linear kernel "
+                         "resolves t through the features)")
     if any(int(h) < 1 for h in self.hidden):
       raise ValueError(f"MWLConfig.hidden must be positive layer sizes, got {self.hidden}")
 
@@ -120,9 +134,13 @@ def continuation(data: LoggedData) -> jax.Array:
 
 def mwl_embedding_product(c1: jax.Array, z1: jax.Array, c2: jax.Array, z2: jax.Array,
                           kernel: str, bandwidth: jax.Array, g1: Optional[jax.Array] = None,
-                          g2: Optional[jax.Array] = None) -> jax.Array:
+                          g2: Optional[jax.Array] = None, t1: Optional[jax.Array] = None,
+                          t2: Optional[jax.Array] = None,
+                          time_bandwidth: Optional[float] = None) -> jax.Array:
   """⟨Σ_i c1_i k(z1_i, ·), Σ_j c2_j k(z2_j, ·)⟩ = c1ᵀ K(z1, z2) c2 for c [M], z [M, F];
-  with groups g1 [M], g2 [M'] (trajectory ids), the pairs with g1_i = g2_j left out."""
+  with groups g1 [M], g2 [M'] (trajectory ids), the pairs with g1_i = g2_j left out; with
+  time_bandwidth h_t and time steps t1 [M], t2 [M'] (Gaussian kernel only), K is
+  multiplied by exp(−(t1_i − t2_j)² / (2h_t²))."""
   if kernel == "linear":
     full = jnp.dot(c1 @ z1, c2 @ z2)
     if g1 is None:
@@ -136,6 +154,9 @@ def mwl_embedding_product(c1: jax.Array, z1: jax.Array, c2: jax.Array, z2: jax.A
     return full - jnp.sum(s1 * s2)
   d2 = jnp.sum(z1**2, 1)[:, None] + jnp.sum(z2**2, 1)[None, :] - 2 * z1 @ z2.T
   gram = jnp.exp(-jnp.maximum(d2, 0.0) / (2 * bandwidth**2))
+  if time_bandwidth is not None:
+    dt = (t1[:, None] - t2[None, :]).astype(gram.dtype)
+    gram = gram * jnp.exp(-dt**2 / (2 * time_bandwidth**2))
   if g1 is not None:
     gram = jnp.where(g1[:, None] == g2[None, :], 0.0, gram)
   return c1 @ gram @ c2
@@ -190,10 +211,11 @@ def mwl(data: LoggedData, sample_action: Callable[[Any, jax.Array, jax.Array], j
     x_next = scale(features(s_next, a_next, t + 1, horizon))
     x_first = scale(features(data.obs[init, 0], a_first, jnp.zeros_like(t), horizon))
     g_t = per_trajectory * discount ** t.astype(jnp.float32) / b
-    return x, x_next, x_first, g_t, cont[i, t], jnp.concatenate([i, i, init])
+    return (x, x_next, x_first, g_t, cont[i, t], jnp.concatenate([i, i, init]),
+            jnp.concatenate([t, t + 1, jnp.zeros_like(t)]))
 
   def coefficients(p, parts):
-    x, x_next, x_first, g_t, m, _ = parts
+    x, x_next, x_first, g_t, m, _, _ = parts
     w = weight(p, x)
     c = jnp.concatenate([g_t * w, -discount * m * g_t * w,
                          jnp.full((x.shape[0],), -1.0 / x.shape[0])])
@@ -214,10 +236,11 @@ def mwl(data: LoggedData, sample_action: Callable[[Any, jax.Array, jax.Array], j
     c1, z1 = coefficients(p, b1)
     c2, z2 = coefficients(p, b2)
     # E over the draws: (1/N²) Σ_{i≠j} ⟨ψ_i, ψ_j⟩; N/(N−1) makes it the U-statistic
+    times = dict(t1=b1[-1], t2=b2[-1], time_bandwidth=config.time_bandwidth)
     if config.same_trajectory_pairs:
-      return mwl_embedding_product(c1, z1, c2, z2, config.kernel, bandwidth)
+      return mwl_embedding_product(c1, z1, c2, z2, config.kernel, bandwidth, **times)
     return n / (n - 1) * mwl_embedding_product(c1, z1, c2, z2, config.kernel, bandwidth,
-                                                b1[-1], b2[-1])
+                                                b1[-2], b2[-2], **times)
 
   opt = optax.adam(optax.linear_schedule(config.learning_rate, 0.0, config.steps))
 

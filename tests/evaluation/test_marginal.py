@@ -133,6 +133,18 @@ def test_default_mwl_estimates_the_value(logged):
   assert float(mg.sam_is(data, w, mdp.GAMMA)) == pytest.approx(value, rel=0.04)
 
 
+def test_time_kernel_mwl_estimates_the_value(logged):
+  """The product kernel in t (time_bandwidth = 1 step) on the default features: SAM-IS
+  near the exact value, as without it (0.3-1.1% off over data seeds 0, 1, 2 at 1000 or
+  2000 steps; 1000 here for time)."""
+  data, _ = logged
+  config = mg.MWLConfig(time_bandwidth=1.0, steps=1000)
+  w = jax.jit(lambda k: mg.mwl(data, sample_target, None, mdp.GAMMA, k, config),
+              compiler_options=OPTIMISED)(jax.random.PRNGKey(1))
+  value = mdp.exact(*TARGET)[0][0, 0]
+  assert float(mg.sam_is(data, w, mdp.GAMMA)) == pytest.approx(value, rel=0.04)
+
+
 def test_sam_dr_is_doubly_robust(logged):
   """Exact Q̂ with wrong weights, and exact weights with a wrong Q̂ (whose V̂ is its own
   mean under π_e, as FQE's is): both unbiased."""
@@ -167,6 +179,13 @@ def test_kernel_embedding_product_by_hand():
   want_linear = sum(c1[i] * c2[j] * z1[i] @ z2[j] for i in range(3) for j in range(2))
   got = mg.mwl_embedding_product(*map(jnp.asarray, (c1, z1, c2, z2)), "linear", h)
   assert float(got) == pytest.approx(want_linear, rel=1e-5)
+  # With time steps and a time bandwidth, each pair also carries exp(−Δt² / (2h_t²)).
+  t1, t2, ht = np.array([0, 3, 4]), np.array([4, 1]), 1.5
+  want = sum(c1[i] * c2[j] * np.exp(-np.sum((z1[i] - z2[j]) ** 2) / (2 * h * h))
+             * np.exp(-(t1[i] - t2[j]) ** 2 / (2 * ht * ht)) for i in range(3) for j in range(2))
+  got = mg.mwl_embedding_product(*map(jnp.asarray, (c1, z1, c2, z2)), "gaussian", h,
+                                 t1=jnp.asarray(t1), t2=jnp.asarray(t2), time_bandwidth=ht)
+  assert float(got) == pytest.approx(want, rel=1e-5)
   # With trajectory ids, the products of points of one trajectory are left out.
   g1, g2 = np.array([0, 1, 1]), np.array([1, 2])
   for kernel, pair in (("gaussian", lambda a, b: np.exp(-np.sum((a - b) ** 2) / (2 * h * h))),
@@ -183,7 +202,9 @@ def test_bad_config_is_a_clear_error():
   for bad, message in ((dict(kernel="rbf"), "kernel must be 'gaussian' or 'linear'"),
                        (dict(steps=0), "steps must be >= 1"),
                        (dict(bandwidth=-1.0), "bandwidth must be > 0"),
-                       (dict(bandwidth_scale=0.0), "bandwidth_scale must be > 0")):
+                       (dict(bandwidth_scale=0.0), "bandwidth_scale must be > 0"),
+                       (dict(time_bandwidth=0.0), "time_bandwidth must be > 0"),
+                       (dict(time_bandwidth=1.0, kernel="linear"), "needs kernel='gaussian'")):
     with pytest.raises(ValueError, match=message):
       mg.mwl(data, sample_target, None, mdp.GAMMA, jax.random.PRNGKey(0), mg.MWLConfig(**bad))
   one = jax.tree.map(lambda x: x[:1], data)
