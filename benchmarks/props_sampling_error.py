@@ -25,6 +25,9 @@ Variants:
 The PROPS-family runs log the sampling error (KL of the MLE-fitted empirical policy of
 the buffer to the target) before every target update; the chunk means are reported.
 `--total_steps` defaults to the paper's budget for the task (1M for Hopper).
+`--final_episodes=K` evaluates each variant's last checkpoint again, K episodes per seed,
+with the target's mean action (as the runs' own evaluation and the authors'
+`sample=False`) and with actions sampled from it, and reports both per seed.
 
 Writes <runs>/summary.json and <runs>/summary.png (return and sampling error vs env
 steps) and prints markdown tables.
@@ -55,6 +58,9 @@ flags.DEFINE_multi_string("override", [], "Extra override for every PROPS-family
 flags.DEFINE_string("runs", "runs/props", "Directory of the variants' workdirs.")
 flags.DEFINE_integer("seed", 0, "Base PRNG seed.")
 flags.DEFINE_bool("report_only", False, "Only summarise the runs already there.")
+flags.DEFINE_integer("final_episodes", 0, "Evaluate each variant's last checkpoint again with "
+                     "this many episodes per seed, with the target's mean action and with "
+                     "actions sampled from it (0: skip).")
 
 MDPO_VARIANTS = {
     "mdpo": {},
@@ -116,6 +122,23 @@ def read_run(workdir: str) -> dict:
   return {"env_steps": steps, "returns": ret, "sampling_error": se, "summary": summary}
 
 
+def final_returns(workdir: str, episodes: int) -> dict:
+  """Mean return per seed of the last checkpoint's target policy over `episodes` episodes,
+  {'deterministic': [seeds], 'sampled': [seeds]}, the same evaluation keys for both."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import envs  # pylint: disable=import-outside-toplevel
+  spec = runner.RunSpec(**runner.read_spec(workdir))
+  _, env, agent = runner.build(spec)
+  state = runner.load_state(workdir)
+  keys = jax.random.split(jax.random.PRNGKey(spec.seed + 7919), spec.num_seeds)
+  out = {}
+  for name, deterministic in (("deterministic", True), ("sampled", False)):
+    one = lambda s, k, d=deterministic: envs.episode_returns(
+        env, agent.make_policy(agent.policy_params(s), d), k, episodes).mean()
+    out[name] = np.asarray(jax.jit(jax.vmap(one))(state, keys)).tolist()
+  return out
+
+
 def report(results: dict, env: str, out: str) -> None:
   """Markdown table and the figure of return and sampling error vs env steps."""
   import matplotlib  # pylint: disable=import-outside-toplevel
@@ -153,6 +176,16 @@ def report(results: dict, env: str, out: str) -> None:
     table[name] = row
     print(f"| {name} | {r['env_steps'][-1]:,} | {iqm[-1]:.0f} [{lo[-1]:.0f}, {hi[-1]:.0f}] | "
           f"{se_txt} | {phase_txt} | {sps or float('nan'):.0f} |")
+  finals = {name: r["final"] for name, r in results.items() if r.get("final")}
+  if finals:
+    print(f"\nlast checkpoint again, {FLAGS.final_episodes} episodes per seed: per seed, "
+          "mean action / sampled actions (mean over seeds)")
+    print("| variant | per seed | mean over seeds |\n|---|---|---|")
+    for name, f in finals.items():
+      det, smp = f["deterministic"], f["sampled"]
+      table[name]["final"] = f
+      print(f"| {name} | " + ", ".join(f"{d:.0f} / {s:.0f}" for d, s in zip(det, smp))
+            + f" | {np.mean(det):.0f} / {np.mean(smp):.0f} |")
   axes[0, 0].set(xlabel="env steps", ylabel="return (IQM, 95% CI)", title=env)
   axes[0, 0].legend()
   if with_se:
@@ -168,6 +201,8 @@ def report(results: dict, env: str, out: str) -> None:
 
 def main(argv):
   del argv
+  if FLAGS.final_episodes < 0:
+    raise SystemExit(f"error: --final_episodes must be >= 0, got {FLAGS.final_episodes}")
   results = {}
   for variant in FLAGS.variants:
     spec = variant_spec(variant, FLAGS.env, FLAGS.total_steps)
@@ -178,6 +213,8 @@ def main(argv):
             flush=True)
     if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
       results[variant] = read_run(workdir)
+      if FLAGS.final_episodes > 0:
+        results[variant]["final"] = final_returns(workdir, FLAGS.final_episodes)
   report(results, FLAGS.env, os.path.join(FLAGS.runs, "summary"))
 
 
