@@ -179,16 +179,29 @@ def _stored_config(path: str) -> dict:
   return cfg
 
 
+def _with_new_fields(old: dict, agent: str) -> dict:
+  """`old` (a stored config) with the agent-config fields added to the agent since it was
+  written set to their defaults: a new field's default keeps the earlier behaviour (the
+  rule for adding one), so a run written before it resumes unless it is overridden."""
+  if agent not in AGENTS or "agent_config" not in old:
+    return old
+  defaults = json.loads(json.dumps(dataclasses.asdict(AGENTS[agent][0]())))
+  return {**old, "agent_config": {**defaults, **old["agent_config"]}}
+
+
 def _check_workdir(workdir: str, config: dict) -> None:
   config = json.loads(json.dumps(config))  # tuples -> lists, as config.json holds them
   path = os.path.join(workdir, "config.json")
   if os.path.exists(path):
-    old = _stored_config(path)
-    diff = [k for k in sorted(set(old) | set(config)) if old.get(k) != config.get(k)]
+    old = _with_new_fields(_stored_config(path), config.get("agent"))
+    flat = lambda c: {**{k: v for k, v in c.items() if k != "agent_config"},
+                      **{f"agent_config.{k}": v for k, v in c.get("agent_config", {}).items()}}
+    old, new = flat(old), flat(config)
+    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if diff:
       k = diff[0]
       raise ValueError(f"{workdir} holds a different run ({k}: {old.get(k)!r} there, "
-                       f"{config.get(k)!r} now); use a new --workdir")
+                       f"{new.get(k)!r} now); use a new --workdir")
   else:
     _write_json(path, config)
 

@@ -71,6 +71,24 @@ def test_workdir_of_another_run_is_refused(full_run):
     runner.train(runner.RunSpec(**{**TINY, "seed": 4}), workdir, progress=False)
 
 
+def test_a_run_written_before_a_new_config_field_resumes(full_run, tmp_path):
+  """A field added to the agent's config since the run was written reads as its default
+  (which keeps the old behaviour); overriding it is another run."""
+  import shutil
+  workdir = str(tmp_path / "old")
+  shutil.copytree(full_run[0], workdir)
+  path = os.path.join(workdir, "config.json")
+  with open(path) as f:
+    cfg = json.load(f)
+  assert cfg["agent_config"].pop("state_dependent_std") is True
+  with open(path, "w") as f:
+    json.dump(cfg, f)
+  assert runner.train(runner.RunSpec(**TINY), workdir, progress=False)["finished"]
+  other = {**TINY, "overrides": TINY["overrides"] + ("state_dependent_std=False",)}
+  with pytest.raises(ValueError, match="agent_config.state_dependent_std: True there, False now"):
+    runner.train(runner.RunSpec(**other), workdir, progress=False)
+
+
 _args = binary.args
 
 
