@@ -41,7 +41,9 @@ resolves t to about h_t steps whatever (s, a)'s bandwidth. The finite-horizon co
 that ties the weight mass alive at step τ to the mass carried on from τ − 1 is the test
 function 1{t = τ}; t/T as one standardised feature among the others puts it far outside
 the unit ball, and without it the late weights collapse (`benchmarks/mwl_ablation.py`,
-Part 4).
+Part 4). `time_only` = c > 0 makes the kernel k_t · (k_(s,a) + c): the test functions
+then include every g(t) (norm² ‖g‖²_{k_t} / c), which ties the weight mass at each step
+to the mass carried on from the step before, whatever the (s, a) bandwidth.
 
 Estimators, per trajectory i:
 
@@ -94,6 +96,7 @@ class MWLConfig:
   bandwidth: Optional[float] = None
   bandwidth_scale: float = 1.0
   time_bandwidth: Optional[float] = None
+  time_only: float = 0.0
   same_trajectory_pairs: bool = False
 
   def validate(self) -> None:
@@ -115,6 +118,10 @@ class MWLConfig:
       if self.kernel != "gaussian":
         raise ValueError("MWLConfig.time_bandwidth needs kernel='gaussian' (a linear kernel "
                          "resolves t through the features)")
+    if not self.time_only >= 0:
+      raise ValueError(f"MWLConfig.time_only must be >= 0, got {self.time_only}")
+    if self.time_only > 0 and self.time_bandwidth is None:
+      raise ValueError("MWLConfig.time_only needs a time_bandwidth")
     if any(int(h) < 1 for h in self.hidden):
       raise ValueError(f"MWLConfig.hidden must be positive layer sizes, got {self.hidden}")
 
@@ -136,11 +143,12 @@ def mwl_embedding_product(c1: jax.Array, z1: jax.Array, c2: jax.Array, z2: jax.A
                           kernel: str, bandwidth: jax.Array, g1: Optional[jax.Array] = None,
                           g2: Optional[jax.Array] = None, t1: Optional[jax.Array] = None,
                           t2: Optional[jax.Array] = None,
-                          time_bandwidth: Optional[float] = None) -> jax.Array:
+                          time_bandwidth: Optional[float] = None,
+                          time_only: float = 0.0) -> jax.Array:
   """⟨Σ_i c1_i k(z1_i, ·), Σ_j c2_j k(z2_j, ·)⟩ = c1ᵀ K(z1, z2) c2 for c [M], z [M, F];
   with groups g1 [M], g2 [M'] (trajectory ids), the pairs with g1_i = g2_j left out; with
   time_bandwidth h_t and time steps t1 [M], t2 [M'] (Gaussian kernel only), K is
-  multiplied by exp(−(t1_i − t2_j)² / (2h_t²))."""
+  multiplied by exp(−(t1_i − t2_j)² / (2h_t²)) after `time_only` is added to it."""
   if kernel == "linear":
     full = jnp.dot(c1 @ z1, c2 @ z2)
     if g1 is None:
@@ -156,7 +164,7 @@ def mwl_embedding_product(c1: jax.Array, z1: jax.Array, c2: jax.Array, z2: jax.A
   gram = jnp.exp(-jnp.maximum(d2, 0.0) / (2 * bandwidth**2))
   if time_bandwidth is not None:
     dt = (t1[:, None] - t2[None, :]).astype(gram.dtype)
-    gram = gram * jnp.exp(-dt**2 / (2 * time_bandwidth**2))
+    gram = (gram + time_only) * jnp.exp(-dt**2 / (2 * time_bandwidth**2))
   if g1 is not None:
     gram = jnp.where(g1[:, None] == g2[None, :], 0.0, gram)
   return c1 @ gram @ c2
@@ -236,7 +244,8 @@ def mwl(data: LoggedData, sample_action: Callable[[Any, jax.Array, jax.Array], j
     c1, z1 = coefficients(p, b1)
     c2, z2 = coefficients(p, b2)
     # E over the draws: (1/N²) Σ_{i≠j} ⟨ψ_i, ψ_j⟩; N/(N−1) makes it the U-statistic
-    times = dict(t1=b1[-1], t2=b2[-1], time_bandwidth=config.time_bandwidth)
+    times = dict(t1=b1[-1], t2=b2[-1], time_bandwidth=config.time_bandwidth,
+                 time_only=config.time_only)
     if config.same_trajectory_pairs:
       return mwl_embedding_product(c1, z1, c2, z2, config.kernel, bandwidth, **times)
     return n / (n - 1) * mwl_embedding_product(c1, z1, c2, z2, config.kernel, bandwidth,

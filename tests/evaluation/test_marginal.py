@@ -186,6 +186,12 @@ def test_kernel_embedding_product_by_hand():
   got = mg.mwl_embedding_product(*map(jnp.asarray, (c1, z1, c2, z2)), "gaussian", h,
                                  t1=jnp.asarray(t1), t2=jnp.asarray(t2), time_bandwidth=ht)
   assert float(got) == pytest.approx(want, rel=1e-5)
+  want = sum(c1[i] * c2[j] * (np.exp(-np.sum((z1[i] - z2[j]) ** 2) / (2 * h * h)) + 0.4)
+             * np.exp(-(t1[i] - t2[j]) ** 2 / (2 * ht * ht)) for i in range(3) for j in range(2))
+  got = mg.mwl_embedding_product(*map(jnp.asarray, (c1, z1, c2, z2)), "gaussian", h,
+                                 t1=jnp.asarray(t1), t2=jnp.asarray(t2), time_bandwidth=ht,
+                                 time_only=0.4)
+  assert float(got) == pytest.approx(want, rel=1e-5)
   # With trajectory ids, the products of points of one trajectory are left out.
   g1, g2 = np.array([0, 1, 1]), np.array([1, 2])
   for kernel, pair in (("gaussian", lambda a, b: np.exp(-np.sum((a - b) ** 2) / (2 * h * h))),
@@ -204,7 +210,9 @@ def test_bad_config_is_a_clear_error():
                        (dict(bandwidth=-1.0), "bandwidth must be > 0"),
                        (dict(bandwidth_scale=0.0), "bandwidth_scale must be > 0"),
                        (dict(time_bandwidth=0.0), "time_bandwidth must be > 0"),
-                       (dict(time_bandwidth=1.0, kernel="linear"), "needs kernel='gaussian'")):
+                       (dict(time_bandwidth=1.0, kernel="linear"), "needs kernel='gaussian'"),
+                       (dict(time_only=1.0), "time_only needs a time_bandwidth"),
+                       (dict(time_bandwidth=1.0, time_only=-1.0), "time_only must be >= 0")):
     with pytest.raises(ValueError, match=message):
       mg.mwl(data, sample_target, None, mdp.GAMMA, jax.random.PRNGKey(0), mg.MWLConfig(**bad))
   one = jax.tree.map(lambda x: x[:1], data)
