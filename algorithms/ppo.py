@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -91,7 +92,7 @@ class PPOState:
   update_step: jax.Array
 
 
-def networks(config: PPOConfig, env: Env) -> tuple[MLP, ValueNet]:
+def networks(config: PPOConfig, env: Env) -> tuple[nn.Module, ValueNet]:
   """The policy net (obs -> 2*action_size Gaussian parameters) and the value net.
 
   With `state_dependent_std` the MLP emits means and scales (Brax); without it, means
@@ -107,7 +108,7 @@ def networks(config: PPOConfig, env: Env) -> tuple[MLP, ValueNet]:
 
 
 def loss(params: dict, batch: dict, key: jax.Array, config: PPOConfig,
-         policy_net: MLP, value_net: ValueNet) -> tuple[jax.Array, dict]:
+         policy_net: nn.Module, value_net: ValueNet) -> tuple[jax.Array, dict]:
   """PPO loss on a minibatch (Schulman et al. 2017, eqs. 7 and 9).
 
     r = exp(log N(u | θ) − log N(u | θ_old))   (the tanh Jacobian cancels)
@@ -154,7 +155,7 @@ def loss(params: dict, batch: dict, key: jax.Array, config: PPOConfig,
   }
 
 
-def collect(config: PPOConfig, env: Env, policy_net: MLP, value_net: ValueNet, params: dict,
+def collect(config: PPOConfig, env: Env, policy_net: nn.Module, value_net: ValueNet, params: dict,
             obs_stats: RunningStats, rew_norm: RewardNormState, env_state: EnvState,
             key: jax.Array):
   """One on-policy batch: `unroll_length` steps of `num_envs` envs with params['policy'].

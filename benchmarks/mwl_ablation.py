@@ -301,7 +301,7 @@ def profile_settings(h0: float, h32: float) -> tuple:
           ("time kernel h_t = 1 step", dict(time_bandwidth=1.0), mg.default_features),
           ("time kernel h_t = 3 steps", dict(time_bandwidth=3.0), mg.default_features),
           ("time kernel h_t = 10 steps", dict(time_bandwidth=10.0), mg.default_features),
-          # and the time-only test functions g(t) added (k_t · (k_(s,a) + c))
+          # and the time-only test functions g(t) added (k_t · (k_φ + c))
           ("time kernel h_t = 1 step + time-only functions c = 1",
            dict(time_bandwidth=1.0, time_only=1.0), mg.default_features),
           ("time kernel h_t = 1 step + time-only functions c = 10",

@@ -55,6 +55,7 @@ def export(ctx, out_dir, fqe_config):
   for p in range(ctx["num"]):
     cand = jax.tree.map(lambda x, p=p: np.asarray(x[p]), ctx["pool"])
     dense = cand["params"]["policy"]["params"]
+    dense = dense.get("MLP_0", dense)   # MeanAndFreeScale: the means' MLP (candidates act on it)
     names = sorted(dense, key=lambda n: int(n.split("_")[-1]))
     num_layers = len(names)
     for i, name in enumerate(names):

@@ -123,14 +123,16 @@ def read_run(workdir: str) -> dict:
 
 
 def final_returns(workdir: str, episodes: int) -> dict:
-  """Mean return per seed of the last checkpoint's target policy over `episodes` episodes,
-  {'deterministic': [seeds], 'sampled': [seeds]}, the same evaluation keys for both."""
+  """Mean return per member (seed) of the last checkpoint's target policy over `episodes`
+  episodes, {'deterministic': [members], 'sampled': [members]}, the same evaluation keys
+  for both."""
   import jax  # pylint: disable=import-outside-toplevel
   import envs  # pylint: disable=import-outside-toplevel
   spec = runner.RunSpec(**runner.read_spec(workdir))
   _, env, agent = runner.build(spec)
   state = runner.load_state(workdir)
-  keys = jax.random.split(jax.random.PRNGKey(spec.seed + 7919), spec.num_seeds)
+  members = jax.tree.leaves(state)[0].shape[0]   # points × seeds for a run with traced fields
+  keys = jax.random.split(jax.random.PRNGKey(spec.seed + 7919), members)
   out = {}
   for name, deterministic in (("deterministic", True), ("sampled", False)):
     one = lambda s, k, d=deterministic: envs.episode_returns(
@@ -183,7 +185,7 @@ def report(results: dict, env: str, out: str) -> None:
     print("| variant | per seed | mean over seeds |\n|---|---|---|")
     for name, f in finals.items():
       det, smp = f["deterministic"], f["sampled"]
-      table[name]["final"] = f
+      table.setdefault(name, {})["final"] = f
       print(f"| {name} | " + ", ".join(f"{d:.0f} / {s:.0f}" for d, s in zip(det, smp))
             + f" | {np.mean(det):.0f} / {np.mean(smp):.0f} |")
   axes[0, 0].set(xlabel="env steps", ylabel="return (IQM, 95% CI)", title=env)

@@ -53,11 +53,21 @@ class FitConfig:
 
 
 def _trainable(params: Any) -> Any:
-  """True for every bias and for the last Dense layer's kernel (the rest is frozen)."""
-  layers = sorted(params["params"], key=lambda n: int(n.split("_")[-1]))
-  last = layers[-1]
-  return {"params": {name: {k: (k == "bias" or name == last) for k in layer}
-                     for name, layer in params["params"].items()}}
+  """True for every bias and for the last Dense layer's kernel (the rest is frozen); with
+  a state-independent scale (`networks.MeanAndFreeScale`: the MLP's layers under 'MLP_0'
+  beside 'pre_scale'), the MLP's layers by the same rule and the scale vector trainable,
+  as the bias it is."""
+
+  def mlp(layers):
+    last = max(layers, key=lambda n: int(n.split("_")[-1]))
+    return {name: {k: (k == "bias" or name == last) for k in layer}
+            for name, layer in layers.items()}
+
+  tree = params["params"]
+  if "MLP_0" in tree:
+    return {"params": {name: mlp(sub) if name == "MLP_0" else True
+                       for name, sub in tree.items()}}
+  return {"params": mlp(tree)}
 
 
 def sampling_error(policy_net: nn.Module, params: Any, obs: jax.Array, u: jax.Array,
@@ -66,7 +76,8 @@ def sampling_error(policy_net: nn.Module, params: Any, obs: jax.Array, u: jax.Ar
   """SE of data (obs [N, d] as the net takes them, pre-tanh actions u [N, a]) -> [].
 
   params: π_θ's flax params of `policy_net` (an `algorithms.common.networks.MLP` emitting
-  2a Gaussian parameters); mask [N] (bool) leaves out entries (e.g. an unfilled buffer).
+  2a Gaussian parameters, or a `MeanAndFreeScale`); mask [N] (bool) leaves out entries
+  (e.g. an unfilled buffer).
   N must be divisible by config.num_minibatches.
   """
   n = obs.shape[0]

@@ -41,7 +41,8 @@ resolves t to about h_t steps whatever (s, a)'s bandwidth. The finite-horizon co
 that ties the weight mass alive at step τ to the mass carried on from τ − 1 is the test
 function 1{t = τ}; t/T as one standardised feature among the others puts it far outside
 the unit ball, and without it the late weights collapse (`benchmarks/mwl_ablation.py`,
-Part 4). `time_only` = c > 0 makes the kernel k_t · (k_(s,a) + c): the test functions
+Part 4). `time_only` = c > 0 makes the kernel k_t · (k_φ + c), k_φ the Gaussian kernel
+on the features (which hold t/T too, so t enters both factors): the test functions
 then include every g(t) (norm² ‖g‖²_{k_t} / c), which ties the weight mass at each step
 to the mass carried on from the step before, whatever the (s, a) bandwidth.
 
@@ -83,7 +84,8 @@ class MWLConfig:
   """MWL settings: the weight network (hidden = () is linear in the features), Adam,
   steps, transitions per minibatch (two minibatches a step), kernel and its bandwidth
   (None: the median heuristic, times bandwidth_scale), and an optional time bandwidth in
-  steps (a product kernel in t; None: t is only a feature). same_trajectory_pairs=True keeps
+  steps (a product kernel in t; None: t is only a feature) with `time_only`, the weight c
+  of the time-only test functions added to it. same_trajectory_pairs=True keeps
   the products of points from one trajectory in the loss (biased; for ablations only).
   The defaults recover w = 1 on-policy (benchmarks/mwl_ablation.py); 500 steps at 1e-3
   stop at a mean weight of 0.66 over the first 10 steps."""

@@ -118,7 +118,8 @@ def test_clipped_value_loss(setup):
 def test_state_independent_scale_loss_and_gradient(setup):
   """With `state_dependent_std=False` one scale s = softplus(p) + min_std serves every
   state: the surrogate is computed with it, and d(policy loss)/dp is, by hand,
-  −mean(dA_i/dp) over the unclipped samples, with d log r_i/ds = ((u − loc)² / s³ − 1/s)."""
+  −mean(A_i · dr_i/dp) over the unclipped samples (all four here), with dr_i/ds =
+  r_i · ((u − loc)² / s³ − 1/s) and ds/dp = sigmoid(p)."""
   config, _, vnet, params, batch, loc, _ = setup
   free = ppo.PPOConfig(**{**config.__dict__, "state_dependent_std": False})
   pnet, _ = ppo.networks(free, types.SimpleNamespace(action_size=1))
@@ -151,10 +152,12 @@ def test_props_and_mdpo_take_the_state_independent_scale():
   from algorithms import mdpo, props
   env = envs.make("brax/inverted_pendulum", episode_length=10)
   for make, cfg in ((ppo.make_agent, ppo.PPOConfig(num_envs=2, unroll_length=2, num_minibatches=1)),
-                    (props.make_agent, props.PROPSConfig(total_steps=64)),
+                    (props.make_agent, props.PROPSConfig(total_steps=64, sampling_error_epochs=1)),
                     (mdpo.make_agent, mdpo.MDPOConfig(num_envs=2, unroll_length=8, total_steps=64))):
     for flag in (True, False):
       agent = make(type(cfg)(**{**cfg.__dict__, "state_dependent_std": flag}), env)
       state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
       names = set(agent.policy_params(state)["policy"]["params"])
       assert ("pre_scale" in names) is (not flag), (make, flag, names)
+      if make is props.make_agent:   # traces the update, its sampling-error fit included
+        jax.eval_shape(agent.update, state)

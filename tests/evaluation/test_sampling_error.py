@@ -60,3 +60,19 @@ def test_fitted_sampling_error_matches_the_closed_form():
       se.sampling_error(net, params, obs, both, jax.random.PRNGKey(1), mask, config=cfg),
       se.sampling_error(net, params, obs, half, jax.random.PRNGKey(1), mask, config=cfg),
       atol=1e-3)
+
+
+def test_fitted_sampling_error_with_a_state_independent_scale():
+  """The same closed form with `MeanAndFreeScale` (PPO's state_dependent_std=False): the
+  fit moves the mean through the last layer and the spread through the scale vector."""
+  from algorithms.common.networks import MeanAndFreeScale
+  net = MeanAndFreeScale((8,), 2, final_scale=0.01)
+  params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
+  obs = jnp.zeros((512, 3))
+  raw = net.apply(params, obs[:1])[0]
+  loc, scale = raw[:2], jax.nn.softplus(raw[2:]) + 1e-3
+  cfg = se.FitConfig(num_epochs=300, num_minibatches=2, learning_rate=3e-2)
+  data = _exact_sample(512, np.asarray(loc) + 0.3 * np.asarray(scale), 0.6 * np.asarray(scale))
+  want = float(se.gaussian_sampling_error(data, loc, scale))
+  got = float(se.sampling_error(net, params, obs, data, jax.random.PRNGKey(1), config=cfg))
+  np.testing.assert_allclose(got, want, rtol=0.05)
