@@ -305,7 +305,12 @@ def profile_settings(h0: float, h32: float) -> tuple:
           ("time kernel h_t = 1 step + time-only functions c = 1",
            dict(time_bandwidth=1.0, time_only=1.0), mg.default_features),
           ("time kernel h_t = 1 step + time-only functions c = 10",
-           dict(time_bandwidth=1.0, time_only=10.0), mg.default_features))
+           dict(time_bandwidth=1.0, time_only=10.0), mg.default_features),
+          # with t resolved and the per-step mass tied, the resolution of (s, a)
+          ("time kernel h_t = 1 step + time-only functions c = 10 at bandwidth x0.5",
+           dict(time_bandwidth=1.0, time_only=10.0, bandwidth_scale=0.5), mg.default_features),
+          ("time kernel h_t = 1 step + time-only functions c = 10 at bandwidth x2",
+           dict(time_bandwidth=1.0, time_only=10.0, bandwidth_scale=2.0), mg.default_features))
 
 
 if __name__ == "__main__":
