@@ -57,10 +57,11 @@ def weight_profile(w, mask):
 
 def main(_):
   # an unknown Part 4 setting fails here, not after Parts 1-3 have run
-  unknown = set(FLAGS.profile_settings) - {name for name, _, _ in profile_settings(1.0, 1.0)}
+  names = [name for name, _, _ in profile_settings(1.0, 1.0)]
+  unknown = set(FLAGS.profile_settings) - set(names)
   if unknown:
     raise SystemExit(f"unknown --profile_settings {sorted(unknown)}; settings: "
-                     + "; ".join(name for name, _, _ in profile_settings(1.0, 1.0)))
+                     + "; ".join(names))
   # pylint: disable=import-outside-toplevel
   import jax
   import jax.numpy as jnp

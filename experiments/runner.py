@@ -169,31 +169,27 @@ def with_fidelity(env: str, env_args: tuple[str, ...], default: str) -> tuple[st
 
 
 def _stored_config(path: str) -> dict:
-  """config.json; a dmc/ run written before issue 13 (no fidelity) ran the port as shipped."""
+  """config.json; a dmc/ run written before issue 13 (no fidelity) ran the port as shipped.
+  Agent-config fields added to the agent since the run was written read as their
+  defaults: a new field's default keeps the earlier behaviour (the rule for adding one),
+  so such a run resumes unless the field is overridden."""
   with open(path) as f:
     cfg = json.load(f)
   if "env" in cfg:
     cfg["env_args"] = list(with_fidelity(cfg["env"], tuple(cfg.get("env_args", ())), "playground"))
     cfg.setdefault("divergence_bound", DIVERGENCE_BOUND)  # written before issue 14
     cfg.setdefault("traced", [])                           # written before issue 17
+  if cfg.get("agent") in AGENTS and "agent_config" in cfg:
+    defaults = json.loads(json.dumps(dataclasses.asdict(AGENTS[cfg["agent"]][0]())))
+    cfg["agent_config"] = {**defaults, **cfg["agent_config"]}
   return cfg
-
-
-def _with_new_fields(old: dict, agent: str) -> dict:
-  """`old` (a stored config) with the agent-config fields added to the agent since it was
-  written set to their defaults: a new field's default keeps the earlier behaviour (the
-  rule for adding one), so a run written before it resumes unless it is overridden."""
-  if agent not in AGENTS or "agent_config" not in old:
-    return old
-  defaults = json.loads(json.dumps(dataclasses.asdict(AGENTS[agent][0]())))
-  return {**old, "agent_config": {**defaults, **old["agent_config"]}}
 
 
 def _check_workdir(workdir: str, config: dict) -> None:
   config = json.loads(json.dumps(config))  # tuples -> lists, as config.json holds them
   path = os.path.join(workdir, "config.json")
   if os.path.exists(path):
-    old = _with_new_fields(_stored_config(path), config.get("agent"))
+    old = _stored_config(path)
     flat = lambda c: {**{k: v for k, v in c.items() if k != "agent_config"},
                       **{f"agent_config.{k}": v for k, v in c.get("agent_config", {}).items()}}
     old, new = flat(old), flat(config)
