@@ -28,8 +28,12 @@ it the mean cumulative kernel ratio Π_{k≤t} ρ_k over the data (what kernel P
 the same in expectation) with its SE and the number of trajectories alive there; under
 MWL settings that each test one candidate cause of the late weights' collapse
 (`--profile_settings` picks some by name).
+`--mwl key=value` sets MWLConfig fields under every fit of Parts 3 and 4 (a setting's own
+fields win) and `--part3_settings` picks Part 3's by name: the on-policy check under the
+time kernel is `--mwl=time_bandwidth=1.0 --part3_settings=default`.
 """
 
+import dataclasses
 import json
 import os
 
@@ -43,6 +47,18 @@ flags.DEFINE_bool("tiny", True, "Run Part 2 (the tiny MDP).")
 flags.DEFINE_bool("settings", True, "Part 3: the MWL settings (False: the smoothed targets only).")
 flags.DEFINE_bool("profile", False, "Part 4: the weights per range of t against the exact ones.")
 flags.DEFINE_list("profile_settings", [], "Part 4: only these settings (by name; default all).")
+flags.DEFINE_list("part3_settings", [], "Part 3: only these on-policy settings (by name; "
+                  "default all).")
+flags.DEFINE_multi_string("mwl", [], "MWLConfig field key=value under every fit of Parts 3 "
+                          "and 4 (a setting's own fields win), e.g. time_bandwidth=1.0.")
+# Part 3's on-policy settings: (name, MWLConfig fields)
+PART3_SETTINGS = (("default", {}),
+                  ("same-trajectory pairs kept", dict(same_trajectory_pairs=True)),
+                  ("500 steps at 1e-3", dict(steps=500, learning_rate=1e-3)),
+                  ("500 steps at 1e-3 with same-trajectory pairs kept (before the fix)",
+                   dict(steps=500, learning_rate=1e-3, same_trajectory_pairs=True)),
+                  ("bandwidth x0.25", dict(bandwidth_scale=0.25)),
+                  ("bandwidth x4", dict(bandwidth_scale=4.0)))
 BINS = ((0, 1), (1, 10), (10, 25), (25, 50), (50, 75), (75, None))  # None: the horizon
 
 
@@ -62,6 +78,10 @@ def main(_):
   if unknown:
     raise SystemExit(f"unknown --profile_settings {sorted(unknown)}; settings: "
                      + "; ".join(names))
+  unknown = set(FLAGS.part3_settings) - {name for name, _ in PART3_SETTINGS}
+  if unknown:
+    raise SystemExit(f"unknown --part3_settings {sorted(unknown)}; settings: "
+                     + "; ".join(name for name, _ in PART3_SETTINGS))
   # pylint: disable=import-outside-toplevel
   import jax
   import jax.numpy as jnp
@@ -70,6 +90,15 @@ def main(_):
   from evaluation import candidates, data as data_lib
   from evaluation.ope import marginal as mg
   from experiments import runner
+  from experiments.agents import config_from_overrides
+
+  try:   # checked here, before any part runs
+    base = dataclasses.asdict(config_from_overrides(mg.MWLConfig, FLAGS.mwl, "--mwl"))
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from e
+  base = {k: v for k, v in base.items() if k in {p.partition("=")[0].strip() for p in FLAGS.mwl}}
+  if base:
+    print(f"MWL under every fit of Parts 3 and 4: {base}")
   from tests.evaluation import tiny_mdp as mdp
 
   if FLAGS.workdir:
@@ -100,7 +129,7 @@ def main(_):
               f"t>=50 {wn[:, 50:][mask[:, 50:]].mean() if mask[:, 50:].any() else float('nan'):.2f}")
 
   if FLAGS.dataset_dir:
-    on_policy(FLAGS.dataset_dir)
+    on_policy(FLAGS.dataset_dir, base)
   if not FLAGS.tiny:
     return
   data, _ = mdp.sample(0, 20000, (0.0, 0.0), 1.0)
@@ -116,8 +145,9 @@ def main(_):
           f"{(value - exact) / exact:+.1%}")
 
 
-def on_policy(dataset_dir):
-  """Part 3: MWL with the medium level's own behaviour policy as the target."""
+def on_policy(dataset_dir, base):
+  """Part 3: MWL with the medium level's own behaviour policy as the target; `base`:
+  MWLConfig fields under every fit (a setting's own win)."""
   # pylint: disable=import-outside-toplevel
   import jax
   import numpy as np
@@ -143,19 +173,15 @@ def on_policy(dataset_dir):
   truth = float(np.mean(np.asarray(data_lib.discounted_returns(data, gamma))))
   print(f"on-policy check on {dataset_dir}/medium ({meta['behavior_policy']}, "
         f"{data.reward.shape[0]} x {data.reward.shape[1]}): logged discounted return {truth:.2f}")
-  settings = (("default (2000 steps, 3e-3, trajectory U-statistic)", {}),
-              ("same-trajectory pairs kept", dict(same_trajectory_pairs=True)),
-              ("500 steps at 1e-3", dict(steps=500, learning_rate=1e-3)),
-              ("500 steps at 1e-3, same-trajectory pairs kept (before the fix)",
-               dict(steps=500, learning_rate=1e-3, same_trajectory_pairs=True)),
-              ("bandwidth x0.25", dict(bandwidth_scale=0.25)),
-              ("bandwidth x4", dict(bandwidth_scale=4.0)))
+  settings = [(name, fields) for name, fields in PART3_SETTINGS
+              if not FLAGS.part3_settings or name in FLAGS.part3_settings]
 
   def fit(name, sample, fields, features=mg.default_features):
     """MWL weights [N, T] for target `sample` under MWLConfig(**fields) and `features`;
     prints SAM-IS and the weights' profile under `name` (the line left open)."""
-    w = jax.jit(lambda d, k: mg.mwl(d, sample, params, gamma, k, mg.MWLConfig(**fields),
-                                    features))(data, jax.random.PRNGKey(0))
+    config = mg.MWLConfig(**{**base, **fields})
+    w = jax.jit(lambda d, k: mg.mwl(d, sample, params, gamma, k, config, features))(
+        data, jax.random.PRNGKey(0))
     print(f"    {name}: SAM-IS {float(mg.sam_is(data, w, gamma)):.2f}, "
           f"{weight_profile(np.asarray(w), mask)}", end="")
     return np.asarray(w)

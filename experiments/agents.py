@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from algorithms import (a2pr, ailboost, dac, iql, mdpo, mdpo_offpolicy, ppo, prdc, props, sac,
                         td3, td3_bc)
@@ -130,8 +130,16 @@ def make_config(agent: str, overrides: list[str]):
   """The agent's default config with `key=value` overrides applied (validated)."""
   if agent not in AGENTS:
     raise ValueError(f"unknown agent {agent!r}; known agents: {', '.join(sorted(AGENTS))}")
-  config_cls, _ = AGENTS[agent]
-  defaults = {f.name: getattr(config_cls(), f.name) for f in dataclasses.fields(config_cls)}
-  config = config_cls(**parse_overrides(overrides, defaults, f"--override for {agent}"))
+  return config_from_overrides(AGENTS[agent][0], overrides, f"--override for {agent}")
+
+
+def config_from_overrides(config_cls: type, overrides: list[str], what: str,
+                          fixed: Optional[dict] = None):
+  """config_cls(**fixed, **parsed `key=value` overrides), validated; the fields in `fixed`
+  cannot be overridden. Raises ValueError naming the bad entry (`what` says where)."""
+  fixed = dict(fixed or {})
+  defaults = {f.name: getattr(config_cls(), f.name) for f in dataclasses.fields(config_cls)
+              if f.name not in fixed}
+  config = config_cls(**fixed, **parse_overrides(overrides, defaults, what))
   config.validate()
   return config

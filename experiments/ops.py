@@ -18,20 +18,21 @@ medium-replay level of 50 trajectories logged from its training) and runs on tha
    most the dataset's horizon), and V(π_b) as the dataset's mean return.
 3. OPE on the dataset itself (the workflow's logged data): FQE, every estimator with the
    action kernel (`--kernel`, `--bandwidth`), the marginal estimators SAM-IS and SAM-DR
-   with MWL weights (`--mwl_steps`; for these deterministic candidates MWL learns the ratio
-   of the policy smoothed by the same action kernel), and the return CDFs (cumulative-
-   distribution OPE) with CVaR and quartiles.
+   with MWL weights (`--mwl_steps`, other MWLConfig fields by `--mwl`; for these
+   deterministic candidates MWL learns the ratio of the policy smoothed by the same action
+   kernel), and the return CDFs (cumulative-distribution OPE) with CVaR and quartiles.
 4. Selection: the metrics of deploying the top k by each estimator (SharpeRatio@k,
    regret@k), and the simulated online A/B stage: the realised best, mean and worst true
    return among the k deployed (best@k, mean@k, worst@k).
 
-Writes <workdir>/ops_summary.json (with the seconds of each stage: candidates, true
-values, OPE, selection with the CDFs), the plots sharpe_ratio_at_k.png, return_cdfs.png
-(the worst, median and best candidates' estimated CDFs against Monte-Carlo) and
-estimated_vs_true.png, and prints the tables; candidate runs live in
+Writes <workdir>/ops_summary.json (with the MWL settings and the seconds of each stage:
+candidates, true values, OPE, selection with the CDFs), the plots sharpe_ratio_at_k.png,
+return_cdfs.png (the worst, median and best candidates' estimated CDFs against Monte-Carlo)
+and estimated_vs_true.png, and prints the tables; candidate runs live in
 <workdir>/candidates/<agent>[/<key=value+...> for a grid point].
 """
 
+import dataclasses
 import itertools
 import json
 import os
@@ -67,6 +68,7 @@ flags.DEFINE_string("kernel", "gaussian", "Action kernel.")
 flags.DEFINE_integer("fqe_steps_per_stage", 50, "FQE Adam steps per backward-induction stage.")
 flags.DEFINE_integer("mwl_steps", 2000, "Adam steps of minimax weight learning per candidate "
                      "(for SAM-IS and SAM-DR; 0 leaves them out).")
+flags.DEFINE_multi_string("mwl", [], "Other MWLConfig field, key=value (e.g. time_bandwidth=1.0).")
 flags.DEFINE_integer("cdf_points", 64, "Thresholds of the return CDFs.")
 flags.DEFINE_float("cvar_alpha", 0.1, "CVaR level.")
 flags.DEFINE_float("discount", None, "Discount of the values; default: the dataset's.")
@@ -113,7 +115,7 @@ def main(argv):
   from evaluation import candidates, data as data_lib, plots, sweep
   from evaluation.ope import CD_ESTIMATORS, ESTIMATORS, MARGINAL_ESTIMATORS, FQEConfig, MWLConfig
   from experiments import runner
-  from experiments.agents import OFFLINE, make_config, parse_overrides
+  from experiments.agents import OFFLINE, config_from_overrides, make_config, parse_overrides
   from experiments.checkpoints import CheckpointError
   from experiments.preemption import EXIT_PREEMPTED
   from experiments.strict_json import clean
@@ -130,6 +132,13 @@ def main(argv):
     sys.exit(f"error: --agent_override takes AGENT:key=value for an agent of --agents, got {bad}")
   if FLAGS.mwl_steps < 0:
     sys.exit(f"error: --mwl_steps must be >= 0, got {FLAGS.mwl_steps}")
+  if FLAGS.mwl and not FLAGS.mwl_steps:
+    sys.exit("error: --mwl needs --mwl_steps > 0 (0 leaves the marginal estimators out)")
+  try:
+    mwl_config = (config_from_overrides(MWLConfig, FLAGS.mwl, "--mwl", dict(steps=FLAGS.mwl_steps))
+                  if FLAGS.mwl_steps else None)
+  except ValueError as e:
+    sys.exit(f"error: {e}")
   try:
     grids = {a: grid_points(FLAGS.grid, a, FLAGS.agent_override) for a in FLAGS.agents}
   except ValueError as e:
@@ -201,7 +210,6 @@ def main(argv):
   # 2. true values by Monte-Carlo; 3. OPE on the dataset, group by group
   keys = jax.random.split(jax.random.PRNGKey(FLAGS.seed), 3)
   fqe_config = FQEConfig(steps_per_stage=FLAGS.fqe_steps_per_stage)
-  mwl_config = MWLConfig(steps=FLAGS.mwl_steps) if FLAGS.mwl_steps else None
   timing = {"candidates_seconds": time.time() - t_start, "true_values_seconds": 0.0,
             "ope_seconds": 0.0}
   true_returns, estimates, inputs_all = [], {}, []
@@ -241,6 +249,7 @@ def main(argv):
   summary = clean({
       "dataset": FLAGS.dataset, "env": FLAGS.env, "discount": discount, "horizon": horizon,
       "behavior_value": behavior_value, "ks": list(ks),
+      "mwl": None if mwl_config is None else dataclasses.asdict(mwl_config),
       "candidates": [{**l, "true_value": float(v)} for l, v in zip(labels, true_mean)],
       "estimators": {n: {"estimates": estimates[n][0], "metrics_mean": means[n]["metrics_mean"]}
                      for n in names},

@@ -72,7 +72,8 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
                    "--agent_override=td3_bc:grad_steps=20", "--agent_override=td3_bc:hidden=(16,)",
                    "--grid=td3_bc:alpha=1.0|2.5", "--num_seeds=1", "--grad_steps=40",
                    "--num_evals=2", "--true_episodes=8",
-                   "--fqe_steps_per_stage=2", "--cdf_points=16", "--discount=0.99", "--mwl_steps=20")
+                   "--fqe_steps_per_stage=2", "--cdf_points=16", "--discount=0.99", "--mwl_steps=20",
+                   "--mwl=time_bandwidth=2", "--mwl=batch_size=32")
   assert out.returncode == 0, out.stderr[-3000:]
   assert all(f"| {n} |" in out.stdout for n in ("sndr", "sam_is", "sam_dr", "cd_sntdr"))
   with open(tmp_path / "ops_summary.json") as f:
@@ -82,6 +83,7 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
   assert (tmp_path / "candidates" / "td3_bc" / "alpha=2.5" / "summary.json").exists()
   for plot in ("sharpe_ratio_at_k.png", "return_cdfs.png", "estimated_vs_true.png"):
     assert (tmp_path / plot).stat().st_size > 0
+  assert (s["mwl"]["steps"], s["mwl"]["time_bandwidth"], s["mwl"]["batch_size"]) == (20, 2.0, 32)
   assert set(s["timing"]) == {"candidates_seconds", "true_values_seconds", "ope_seconds",
                               "selection_seconds"}
   true = np.array([c["true_value"] for c in s["candidates"]])
@@ -109,3 +111,8 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
                    "--agent_override=td3_bc:alpha=3")
   assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
       "error: --grid takes AGENT:key=v1|v2|..., got 'td3_bc:alpha=1|'")
+  for flag, message in (("--mwl=steps=5", "--mwl: unknown key 'steps'"),
+                        ("--mwl=time_only=1.0", "MWLConfig.time_only needs a time_bandwidth")):
+    bad = binary.run("experiments.ops", f"--dataset={dataset}", "--env=brax/inverted_pendulum",
+                     f"--workdir={tmp_path / 'bad'}", flag)
+    assert bad.returncode == 1 and message in bad.stderr.strip().splitlines()[-1], bad.stderr
