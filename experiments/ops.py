@@ -25,10 +25,12 @@ medium-replay level of 50 trajectories logged from its training) and runs on tha
    regret@k), and the simulated online A/B stage: the realised best, mean and worst true
    return among the k deployed (best@k, mean@k, worst@k).
 
-Writes <workdir>/ops_summary.json (with the MWL settings and the seconds of each stage:
-candidates, true values, OPE, selection with the CDFs), the plots sharpe_ratio_at_k.png,
-return_cdfs.png (the worst, median and best candidates' estimated CDFs against Monte-Carlo)
-and estimated_vs_true.png, and prints the tables; candidate runs live in
+Writes <workdir>/ops_summary.json (with the MWL settings, each candidate's largest MWL
+step mass (`evaluation.ope.marginal.step_mass`; above 2 a warning says the fit diverged)
+and the seconds of each stage: candidates, true values, OPE, selection with the CDFs),
+the plots sharpe_ratio_at_k.png, return_cdfs.png (the worst, median and best candidates'
+estimated CDFs against Monte-Carlo) and estimated_vs_true.png, and prints the tables;
+candidate runs live in
 <workdir>/candidates/<agent>[/<key=value+...> for a grid point].
 """
 
@@ -113,7 +115,8 @@ def main(argv):
 
   import envs
   from evaluation import candidates, data as data_lib, plots, sweep
-  from evaluation.ope import CD_ESTIMATORS, ESTIMATORS, MARGINAL_ESTIMATORS, FQEConfig, MWLConfig
+  from evaluation.ope import (CD_ESTIMATORS, ESTIMATORS, MARGINAL_ESTIMATORS, MAX_STEP_MASS,
+                              FQEConfig, MWLConfig, step_mass)
   from experiments import runner
   from experiments.agents import OFFLINE, config_from_overrides, make_config, parse_overrides
   from experiments.checkpoints import CheckpointError
@@ -233,6 +236,13 @@ def main(argv):
   inputs = jax.tree.map(lambda *x: jnp.concatenate(x), *inputs_all)
   logged = np.asarray(data_lib.discounted_returns(data, discount))
   behavior_value = float(logged.mean())
+  mass = (np.asarray(step_mass(data, inputs["marginal_weight"])).max(1)
+          if "marginal_weight" in inputs else None)                            # [P]
+  if mass is not None and (mass > MAX_STEP_MASS).any():
+    bad = [int(i) for i in np.nonzero(mass > MAX_STEP_MASS)[0]]
+    print(f"warning: MWL diverged for candidates {bad} (their weights' mass at some step is "
+          f"{', '.join(f'{mass[i]:.1f}' for i in bad)}, where the exact ratio's is at most 1): "
+          "do not read their SAM-IS and SAM-DR", file=sys.stderr)
 
   # 4. selection by every estimator: SharpeRatio@k, regret@k and the realised top-k
   scores = jax.device_get(sweep.assess({n: jnp.asarray(v) for n, v in estimates.items()},
@@ -250,7 +260,10 @@ def main(argv):
       "dataset": FLAGS.dataset, "env": FLAGS.env, "discount": discount, "horizon": horizon,
       "behavior_value": behavior_value, "ks": list(ks),
       "mwl": None if mwl_config is None else dataclasses.asdict(mwl_config),
-      "candidates": [{**l, "true_value": float(v)} for l, v in zip(labels, true_mean)],
+      "candidates": [{**l, "true_value": float(v),
+                      **({} if mass is None else {"mwl_max_step_mass": float(m)})}
+                     for l, v, m in zip(labels, true_mean,
+                                        np.zeros(num) if mass is None else mass)],
       "estimators": {n: {"estimates": estimates[n][0], "metrics_mean": means[n]["metrics_mean"]}
                      for n in names},
       "risk": {"cvar_alpha": FLAGS.cvar_alpha, "true": risk["true"],

@@ -76,6 +76,7 @@ from algorithms.common.networks import MLP
 from evaluation.data import DataError, LoggedData, check, valid_mask
 
 MARGINAL_ESTIMATORS = ("sam_is", "sam_dr")
+MAX_STEP_MASS = 2.0   # `step_mass` above this (the exact one is at most 1): the fit diverged
 _SOFTPLUS_ONE = 0.5413248546129181   # softplus(x) = 1: the weights start at 1
 
 
@@ -267,6 +268,16 @@ def mwl(data: LoggedData, sample_action: Callable[[Any, jax.Array, jax.Array], j
   # (vmapped over candidates by the sweep) at [P, N, hidden], not [P, N, T, hidden]
   w = jax.lax.map(lambda z: weight(params, scale(z)), jnp.swapaxes(feats, 0, 1))
   return jnp.swapaxes(w, 0, 1) * mask
+
+
+def step_mass(data: LoggedData, w: jax.Array) -> jax.Array:
+  """(1/N) Σ_i w(x_{i,t}) over the trajectories alive at t: w [..., N, T] -> [..., T].
+
+  For the exact ratio its expectation is P_{π_e}(alive at t) ≤ 1 (= 1 at t = 0), since
+  E_b[w*(x_t) 1{alive at t}] = P_e(alive at t). A fit whose mass climbs well above 1 has
+  diverged (the U-statistic has no lower bound; `experiments.ops` flags it)."""
+  mask = valid_mask(data.terminated, data.truncated)
+  return jnp.mean(jnp.where(mask, w, 0.0), axis=-2)
 
 
 def sam_is(data: LoggedData, w: jax.Array, discount: float) -> jax.Array:

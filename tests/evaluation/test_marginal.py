@@ -124,6 +124,24 @@ def test_tabular_mwl_recovers_the_occupancy_ratios(logged, tabular_weights):
   assert np.all(tabular_weights[~valid] == 0)
 
 
+def test_step_mass_is_the_targets_survival(logged, tabular_weights):
+  """step_mass of the exact ratios (mapped onto the logged cells) and of the learned tabular
+  weights against P_e(alive at t), by forward recursion: 1 at t = 0, then 1 − P_e(ended)."""
+  data, states = logged
+  t, s, go, valid = cells(data, states)
+  p_e, alive, d = mdp.p_go(*TARGET), [], np.array([1.0, 0.0])
+  for _ in range(mdp.T):
+    alive.append(d.sum())
+    joint = d[:, None] * np.stack([1 - p_e, p_e], 1) * ~mdp.TERMINAL
+    d = joint.sum(0)                                    # the next state is go
+  assert alive[0] == 1.0 and alive[-1] < 0.9            # the target does end episodes
+  exact = np.where(valid, exact_ratios(BEHAVIOR, TARGET)[t, s, go], 0.0)
+  # N = 20000 trajectories: the exact ratios' mass is within sampling noise (~0.01)
+  np.testing.assert_allclose(mg.step_mass(data, jnp.asarray(exact)), alive, rtol=0.03)
+  np.testing.assert_allclose(mg.step_mass(data, jnp.asarray(tabular_weights)), alive, rtol=0.05)
+  assert float(mg.step_mass(data, 3 * jnp.asarray(exact)).max()) > mg.MAX_STEP_MASS
+
+
 @pytest.fixture(scope="module")
 def default_and_time_kernel_weights(logged):
   """w [N, T] of the default MWL and of the product kernel in t (time_bandwidth = 1 step),

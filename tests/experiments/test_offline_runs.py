@@ -84,6 +84,7 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
   for plot in ("sharpe_ratio_at_k.png", "return_cdfs.png", "estimated_vs_true.png"):
     assert (tmp_path / plot).stat().st_size > 0
   assert (s["mwl"]["steps"], s["mwl"]["time_bandwidth"], s["mwl"]["batch_size"]) == (20, 2.0, 32)
+  assert all(0 < c["mwl_max_step_mass"] < 2 for c in s["candidates"])   # 20 steps from w = 1
   assert set(s["timing"]) == {"candidates_seconds", "true_values_seconds", "ope_seconds",
                               "selection_seconds"}
   true = np.array([c["true_value"] for c in s["candidates"]])
