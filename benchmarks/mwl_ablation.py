@@ -59,7 +59,18 @@ PART3_SETTINGS = (("default", {}),
                    dict(steps=500, learning_rate=1e-3, same_trajectory_pairs=True)),
                   ("bandwidth x0.25", dict(bandwidth_scale=0.25)),
                   ("bandwidth x4", dict(bandwidth_scale=4.0)))
+# Part 3's smoothed targets: the default, then (at h = 0.3, with --settings) the others
+PART3_TARGET_SETTINGS = (("default", {}),
+                         ("10000 steps at 3e-3", dict(steps=10000)),
+                         ("10000 steps at 1e-3", dict(steps=10000, learning_rate=1e-3)),
+                         ("linear w", dict(hidden=())))
 BINS = ((0, 1), (1, 10), (10, 25), (25, 50), (50, 75), (75, None))  # None: the horizon
+
+
+def part3_settings():
+  """Part 3's on-policy settings that run: (name, MWLConfig fields), by --part3_settings."""
+  return [(n, f) for n, f in PART3_SETTINGS
+          if not FLAGS.part3_settings or n in FLAGS.part3_settings]
 
 
 def weight_profile(w, mask):
@@ -78,6 +89,8 @@ def main(_):
   if unknown:
     raise SystemExit(f"unknown --profile_settings {sorted(unknown)}; settings: "
                      + "; ".join(names))
+  if FLAGS.part3_settings and not FLAGS.settings:
+    raise SystemExit("--part3_settings picks among the settings that --nosettings leaves out")
   unknown = set(FLAGS.part3_settings) - {name for name, _ in PART3_SETTINGS}
   if unknown:
     raise SystemExit(f"unknown --part3_settings {sorted(unknown)}; settings: "
@@ -90,13 +103,21 @@ def main(_):
   from evaluation import candidates, data as data_lib
   from evaluation.ope import marginal as mg
   from experiments import runner
-  from experiments.agents import config_from_overrides
+  from experiments.agents import parse_overrides
 
-  try:   # checked here, before any part runs
-    base = dataclasses.asdict(config_from_overrides(mg.MWLConfig, FLAGS.mwl, "--mwl"))
+  # --mwl under every setting that will run, checked before any part runs
+  defaults = {f.name: getattr(mg.MWLConfig(), f.name) for f in dataclasses.fields(mg.MWLConfig)}
+  try:
+    base = parse_overrides(FLAGS.mwl, defaults, "--mwl")
   except ValueError as e:
     raise SystemExit(f"error: {e}") from e
-  base = {k: v for k, v in base.items() if k in {p.partition("=")[0].strip() for p in FLAGS.mwl}}
+  part4 = [(n, f) for n, f, _ in profile_settings(1.0, 1.0)
+           if not FLAGS.profile_settings or n in FLAGS.profile_settings]
+  for name, fields in part3_settings() + list(PART3_TARGET_SETTINGS) + part4:
+    try:
+      mg.MWLConfig(**{**base, **fields}).validate()
+    except (ValueError, TypeError) as e:
+      raise SystemExit(f"error: --mwl under the setting {name!r}: {e}") from e
   if base:
     print(f"MWL under every fit of Parts 3 and 4: {base}")
   from tests.evaluation import tiny_mdp as mdp
@@ -173,8 +194,7 @@ def on_policy(dataset_dir, base):
   truth = float(np.mean(np.asarray(data_lib.discounted_returns(data, gamma))))
   print(f"on-policy check on {dataset_dir}/medium ({meta['behavior_policy']}, "
         f"{data.reward.shape[0]} x {data.reward.shape[1]}): logged discounted return {truth:.2f}")
-  settings = [(name, fields) for name, fields in PART3_SETTINGS
-              if not FLAGS.part3_settings or name in FLAGS.part3_settings]
+  settings = part3_settings()
 
   def fit(name, sample, fields, features=mg.default_features):
     """MWL weights [N, T] for target `sample` under MWLConfig(**fields) and `features`;
@@ -211,11 +231,7 @@ def on_policy(dataset_dir, base):
     print(f"  target: its deterministic mean smoothed by the action kernel, h = {h} "
           f"(true value {value:.2f}; kernel PDIS {pdis:.2f}; exact mean w at t=0 over "
           f"this data {exact0.mean():.2f})")
-    variants = [("default", {})]
-    if FLAGS.settings and h == 0.3:
-      variants += [("10000 steps at 3e-3", dict(steps=10000)),
-                   ("10000 steps at 1e-3", dict(steps=10000, learning_rate=1e-3)),
-                   ("linear w", dict(hidden=()))]
+    variants = PART3_TARGET_SETTINGS[:1 if not FLAGS.settings or h != 0.3 else None]
     for name, fields in variants:
       w = fit(name, sample, fields)
       print(f", correlation with the exact ratio at t=0 {np.corrcoef(w[:, 0], exact0)[0, 1]:.2f}")

@@ -138,8 +138,15 @@ def config_from_overrides(config_cls: type, overrides: list[str], what: str,
   """config_cls(**fixed, **parsed `key=value` overrides), validated; the fields in `fixed`
   cannot be overridden. Raises ValueError naming the bad entry (`what` says where)."""
   fixed = dict(fixed or {})
+  for pair in overrides:
+    name = pair.partition("=")[0].strip()
+    if name in fixed:
+      raise ValueError(f"{what}: cannot set {name} (fixed to {fixed[name]} here)")
   defaults = {f.name: getattr(config_cls(), f.name) for f in dataclasses.fields(config_cls)
               if f.name not in fixed}
   config = config_cls(**fixed, **parse_overrides(overrides, defaults, what))
-  config.validate()
+  try:
+    config.validate()
+  except TypeError as e:    # a None-default field given a value of the wrong kind
+    raise ValueError(f"{what}: {e}") from e
   return config

@@ -26,12 +26,12 @@ medium-replay level of 50 trajectories logged from its training) and runs on tha
    return among the k deployed (best@k, mean@k, worst@k).
 
 Writes <workdir>/ops_summary.json (with the MWL settings, each candidate's largest MWL
-step mass (`evaluation.ope.marginal.step_mass`; above 2 a warning says the fit diverged)
-and the seconds of each stage: candidates, true values, OPE, selection with the CDFs),
-the plots sharpe_ratio_at_k.png, return_cdfs.png (the worst, median and best candidates'
-estimated CDFs against Monte-Carlo) and estimated_vs_true.png, and prints the tables;
-candidate runs live in
-<workdir>/candidates/<agent>[/<key=value+...> for a grid point].
+step mass (`evaluation.ope.marginal.step_mass`; above 2 a warning says the fit has likely
+diverged) and the seconds of each stage: candidates, true values, OPE, selection with the
+CDFs), the plots sharpe_ratio_at_k.png, return_cdfs.png (the worst, median and best
+candidates' estimated CDFs against Monte-Carlo) and estimated_vs_true.png, and prints the
+tables; candidate runs live in <workdir>/candidates/<agent>[/<key=value+...> for a grid
+point].
 """
 
 import dataclasses
@@ -70,7 +70,8 @@ flags.DEFINE_string("kernel", "gaussian", "Action kernel.")
 flags.DEFINE_integer("fqe_steps_per_stage", 50, "FQE Adam steps per backward-induction stage.")
 flags.DEFINE_integer("mwl_steps", 2000, "Adam steps of minimax weight learning per candidate "
                      "(for SAM-IS and SAM-DR; 0 leaves them out).")
-flags.DEFINE_multi_string("mwl", [], "Other MWLConfig field, key=value (e.g. time_bandwidth=1.0).")
+flags.DEFINE_multi_string("mwl", [], "Another MWLConfig field, key=value (repeatable, e.g. "
+                          "time_bandwidth=1.0; steps: --mwl_steps).")
 flags.DEFINE_integer("cdf_points", 64, "Thresholds of the return CDFs.")
 flags.DEFINE_float("cvar_alpha", 0.1, "CVaR level.")
 flags.DEFINE_float("discount", None, "Discount of the values; default: the dataset's.")
@@ -238,11 +239,11 @@ def main(argv):
   behavior_value = float(logged.mean())
   mass = (np.asarray(step_mass(data, inputs["marginal_weight"])).max(1)
           if "marginal_weight" in inputs else None)                            # [P]
-  if mass is not None and (mass > MAX_STEP_MASS).any():
-    bad = [int(i) for i in np.nonzero(mass > MAX_STEP_MASS)[0]]
-    print(f"warning: MWL diverged for candidates {bad} (their weights' mass at some step is "
-          f"{', '.join(f'{mass[i]:.1f}' for i in bad)}, where the exact ratio's is at most 1): "
-          "do not read their SAM-IS and SAM-DR", file=sys.stderr)
+  if mass is not None and not (mass <= MAX_STEP_MASS).all():     # NaN included
+    bad = [int(i) for i in np.nonzero(~(mass <= MAX_STEP_MASS))[0]]
+    print(f"warning: MWL has likely diverged for candidates {bad} (their weights' mass at some "
+          f"step is {', '.join(f'{mass[i]:.1f}' for i in bad)}, where the exact ratio's is at "
+          "most 1): do not read their SAM-IS and SAM-DR", file=sys.stderr)
 
   # 4. selection by every estimator: SharpeRatio@k, regret@k and the realised top-k
   scores = jax.device_get(sweep.assess({n: jnp.asarray(v) for n, v in estimates.items()},
@@ -260,10 +261,9 @@ def main(argv):
       "dataset": FLAGS.dataset, "env": FLAGS.env, "discount": discount, "horizon": horizon,
       "behavior_value": behavior_value, "ks": list(ks),
       "mwl": None if mwl_config is None else dataclasses.asdict(mwl_config),
-      "candidates": [{**l, "true_value": float(v),
-                      **({} if mass is None else {"mwl_max_step_mass": float(m)})}
-                     for l, v, m in zip(labels, true_mean,
-                                        np.zeros(num) if mass is None else mass)],
+      "candidates": [{**l, "true_value": float(true_mean[i]),
+                      **({} if mass is None else {"mwl_max_step_mass": float(mass[i])})}
+                     for i, l in enumerate(labels)],
       "estimators": {n: {"estimates": estimates[n][0], "metrics_mean": means[n]["metrics_mean"]}
                      for n in names},
       "risk": {"cvar_alpha": FLAGS.cvar_alpha, "true": risk["true"],

@@ -11,6 +11,6 @@ from evaluation.ope.marginal import (MARGINAL_ESTIMATORS, MAX_STEP_MASS, MWLConf
                                      estimate_marginal, mwl, step_mass)
 
 __all__ = ["CD_ESTIMATORS", "cumulative_distributions", "risk_functionals", "ESTIMATORS",
-           "INTERVALS", "KERNELS", "FQEConfig", "MARGINAL_ESTIMATORS", "MAX_STEP_MASS", "MWLConfig",
-           "confidence_intervals", "estimate_all", "estimate_marginal", "fqe",
+           "INTERVALS", "KERNELS", "FQEConfig", "MARGINAL_ESTIMATORS", "MAX_STEP_MASS",
+           "MWLConfig", "confidence_intervals", "estimate_all", "estimate_marginal", "fqe",
            "kernel_log_ratio", "log_ratio", "mwl", "sample_kernel", "step_mass", "trajectory_values"]

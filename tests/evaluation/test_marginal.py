@@ -16,19 +16,20 @@ TARGET = ((0.5, -0.5), 1.0)
 N = 20000
 
 
+def occupancy(policy):
+  """P(s_t = s, go_t = g, alive at t) [T, 2, 2] by forward recursion: go moves to state
+  go; (1, stay) ends the episode."""
+  p, d, out = mdp.p_go(*policy), np.array([1.0, 0.0]), []
+  for _ in range(mdp.T):
+    out.append(d[:, None] * np.stack([1 - p, p], 1))
+    d = (out[-1] * ~mdp.TERMINAL).sum(0)              # the next state is go
+  return np.array(out)
+
+
 def exact_ratios(behavior, target):
-  """P_e(s_t = s, go_t = g) / P_b(s_t = s, go_t = g) [T, 2, 2] by forward recursion (NaN
-  where π_b never is): go moves to state go; (1, stay) ends the episode."""
-  out = np.full((mdp.T, 2, 2), np.nan)
-  d = {"b": np.array([1.0, 0.0]), "e": np.array([1.0, 0.0])}
-  p = {"b": mdp.p_go(*behavior), "e": mdp.p_go(*target)}
-  for t in range(mdp.T):
-    joint = {k: d[k][:, None] * np.stack([1 - p[k], p[k]], 1) for k in d}
-    out[t] = np.where(joint["b"] > 0, joint["e"] / np.where(joint["b"] > 0, joint["b"], 1), np.nan)
-    for k in d:
-      j = joint[k] * ~mdp.TERMINAL
-      d[k] = np.array([j[:, 0].sum(), j[:, 1].sum()])
-  return out
+  """P_e(s_t = s, go_t = g) / P_b(s_t = s, go_t = g) [T, 2, 2] (NaN where π_b never is)."""
+  b, e = occupancy(behavior), occupancy(target)
+  return np.where(b > 0, e / np.where(b > 0, b, 1), np.nan)
 
 
 def tabular(obs, action, t, horizon):
@@ -126,19 +127,18 @@ def test_tabular_mwl_recovers_the_occupancy_ratios(logged, tabular_weights):
 
 def test_step_mass_is_the_targets_survival(logged, tabular_weights):
   """step_mass of the exact ratios (mapped onto the logged cells) and of the learned tabular
-  weights against P_e(alive at t), by forward recursion: 1 at t = 0, then 1 − P_e(ended)."""
+  weights against P_e(alive at t); of weights 1 everywhere, padding included, against
+  P_b(alive at t)."""
   data, states = logged
   t, s, go, valid = cells(data, states)
-  p_e, alive, d = mdp.p_go(*TARGET), [], np.array([1.0, 0.0])
-  for _ in range(mdp.T):
-    alive.append(d.sum())
-    joint = d[:, None] * np.stack([1 - p_e, p_e], 1) * ~mdp.TERMINAL
-    d = joint.sum(0)                                    # the next state is go
+  alive = occupancy(TARGET).sum((1, 2))
   assert alive[0] == 1.0 and alive[-1] < 0.9            # the target does end episodes
   exact = np.where(valid, exact_ratios(BEHAVIOR, TARGET)[t, s, go], 0.0)
-  # N = 20000 trajectories: the exact ratios' mass is within sampling noise (~0.01)
+  # N = 20000 trajectories: the exact ratios' mass is within ~1% of it (sampling noise)
   np.testing.assert_allclose(mg.step_mass(data, jnp.asarray(exact)), alive, rtol=0.03)
   np.testing.assert_allclose(mg.step_mass(data, jnp.asarray(tabular_weights)), alive, rtol=0.05)
+  np.testing.assert_allclose(mg.step_mass(data, jnp.ones(valid.shape)),
+                             occupancy(BEHAVIOR).sum((1, 2)), rtol=0.03)
   assert float(mg.step_mass(data, 3 * jnp.asarray(exact)).max()) > mg.MAX_STEP_MASS
 
 

@@ -72,8 +72,8 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
                    "--agent_override=td3_bc:grad_steps=20", "--agent_override=td3_bc:hidden=(16,)",
                    "--grid=td3_bc:alpha=1.0|2.5", "--num_seeds=1", "--grad_steps=40",
                    "--num_evals=2", "--true_episodes=8",
-                   "--fqe_steps_per_stage=2", "--cdf_points=16", "--discount=0.99", "--mwl_steps=20",
-                   "--mwl=time_bandwidth=2", "--mwl=batch_size=32")
+                   "--fqe_steps_per_stage=2", "--cdf_points=16", "--discount=0.99",
+                   "--mwl_steps=20", "--mwl=time_bandwidth=2", "--mwl=batch_size=32")
   assert out.returncode == 0, out.stderr[-3000:]
   assert all(f"| {n} |" in out.stdout for n in ("sndr", "sam_is", "sam_dr", "cd_sntdr"))
   with open(tmp_path / "ops_summary.json") as f:
@@ -112,7 +112,7 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
                    "--agent_override=td3_bc:alpha=3")
   assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
       "error: --grid takes AGENT:key=v1|v2|..., got 'td3_bc:alpha=1|'")
-  for flag, message in (("--mwl=steps=5", "--mwl: unknown key 'steps'"),
+  for flag, message in (("--mwl=steps=5", "--mwl: cannot set steps (fixed to 2000 here)"),
                         ("--mwl=time_only=1.0", "MWLConfig.time_only needs a time_bandwidth")):
     bad = binary.run("experiments.ops", f"--dataset={dataset}", "--env=brax/inverted_pendulum",
                      f"--workdir={tmp_path / 'bad'}", flag)
