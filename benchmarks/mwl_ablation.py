@@ -33,7 +33,6 @@ fields win) and `--part3_settings` picks Part 3's by name: the on-policy check u
 time kernel is `--mwl=time_bandwidth=1.0 --part3_settings=default`.
 """
 
-import dataclasses
 import json
 import os
 
@@ -73,6 +72,12 @@ def part3_settings():
           if not FLAGS.part3_settings or n in FLAGS.part3_settings]
 
 
+def part4_settings(h0: float, h32: float) -> list:
+  """Part 4's settings that run (`profile_settings`, by --profile_settings)."""
+  return [s for s in profile_settings(h0, h32)
+          if not FLAGS.profile_settings or s[0] in FLAGS.profile_settings]
+
+
 def weight_profile(w, mask):
   """Mean weight over the logged steps at t = 0, t < 10, 10 <= t < 50 and t >= 50 (numpy)."""
   out = [float(w[:, 0][mask[:, 0]].mean())]
@@ -103,16 +108,14 @@ def main(_):
   from evaluation import candidates, data as data_lib
   from evaluation.ope import marginal as mg
   from experiments import runner
-  from experiments.agents import parse_overrides
+  from experiments.agents import field_defaults, parse_overrides
 
   # --mwl under every setting that will run, checked before any part runs
-  defaults = {f.name: getattr(mg.MWLConfig(), f.name) for f in dataclasses.fields(mg.MWLConfig)}
   try:
-    base = parse_overrides(FLAGS.mwl, defaults, "--mwl")
+    base = parse_overrides(FLAGS.mwl, field_defaults(mg.MWLConfig), "--mwl")
   except ValueError as e:
     raise SystemExit(f"error: {e}") from e
-  part4 = [(n, f) for n, f, _ in profile_settings(1.0, 1.0)
-           if not FLAGS.profile_settings or n in FLAGS.profile_settings]
+  part4 = [(n, f) for n, f, _ in part4_settings(1.0, 1.0)]
   for name, fields in part3_settings() + list(PART3_TARGET_SETTINGS) + part4:
     try:
       mg.MWLConfig(**{**base, **fields}).validate()
@@ -304,11 +307,7 @@ def profile(data, mask, log_rho, fit, lengths_e, lengths_b):
 
   h0, h32 = median_bandwidth(mg.default_features), median_bandwidth(time_repeated(32))
   print(f"  median-heuristic bandwidth: default features {h0:.2f}, t feature x32 {h32:.2f}")
-  settings = profile_settings(h0, h32)
-  only = set(FLAGS.profile_settings)
-  for name, fields, feats in settings:
-    if only and name not in only:
-      continue
+  for name, fields, feats in part4_settings(h0, h32):
     w = fit(name, fields, feats)
     print()
     print(f"  | {name} | " + " | ".join(f"{v:.2f}" for v in per_bin(w)) + " |")

@@ -133,6 +133,11 @@ def make_config(agent: str, overrides: list[str]):
   return config_from_overrides(AGENTS[agent][0], overrides, f"--override for {agent}")
 
 
+def field_defaults(config_cls: type) -> dict[str, Any]:
+  """{field name: default} of a config dataclass."""
+  return {f.name: getattr(config_cls(), f.name) for f in dataclasses.fields(config_cls)}
+
+
 def config_from_overrides(config_cls: type, overrides: list[str], what: str,
                           fixed: Optional[dict] = None):
   """config_cls(**fixed, **parsed `key=value` overrides), validated; the fields in `fixed`
@@ -142,8 +147,7 @@ def config_from_overrides(config_cls: type, overrides: list[str], what: str,
     name = pair.partition("=")[0].strip()
     if name in fixed:
       raise ValueError(f"{what}: cannot set {name} (fixed to {fixed[name]} here)")
-  defaults = {f.name: getattr(config_cls(), f.name) for f in dataclasses.fields(config_cls)
-              if f.name not in fixed}
+  defaults = {k: v for k, v in field_defaults(config_cls).items() if k not in fixed}
   config = config_cls(**fixed, **parse_overrides(overrides, defaults, what))
   try:
     config.validate()

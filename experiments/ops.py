@@ -239,8 +239,8 @@ def main(argv):
   behavior_value = float(logged.mean())
   mass = (np.asarray(step_mass(data, inputs["marginal_weight"])).max(1)
           if "marginal_weight" in inputs else None)                            # [P]
-  if mass is not None and not (mass <= MAX_STEP_MASS).all():     # NaN included
-    bad = [int(i) for i in np.nonzero(~(mass <= MAX_STEP_MASS))[0]]
+  bad = [] if mass is None else [int(i) for i in np.nonzero(~(mass <= MAX_STEP_MASS))[0]]
+  if bad:                                                       # NaN included
     print(f"warning: MWL has likely diverged for candidates {bad} (their weights' mass at some "
           f"step is {', '.join(f'{mass[i]:.1f}' for i in bad)}, where the exact ratio's is at "
           "most 1): do not read their SAM-IS and SAM-DR", file=sys.stderr)

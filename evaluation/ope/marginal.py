@@ -76,7 +76,7 @@ from algorithms.common.networks import MLP
 from evaluation.data import DataError, LoggedData, check, valid_mask
 
 MARGINAL_ESTIMATORS = ("sam_is", "sam_dr")
-MAX_STEP_MASS = 2.0   # `step_mass` above this (the exact one is at most 1): the fit diverged
+MAX_STEP_MASS = 2.0   # `step_mass` above this (the exact one is at most 1): likely diverged
 _SOFTPLUS_ONE = 0.5413248546129181   # softplus(x) = 1: the weights start at 1
 
 
