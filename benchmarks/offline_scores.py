@@ -7,7 +7,8 @@ r"""Offline RL benchmark: normalised scores of every agent x dataset level x env
 random.npz, medium.npz, ... with reference returns in their metadata). For each env,
 level and agent it trains (or resumes, or reads when finished) the run
 <runs>/<env>/<level>/<agent> through `experiments.runner` with `--num_seeds` vmapped
-seeds and `--grad_steps` gradient steps, then reports each run's final D4RL-normalised
+seeds and `--grad_steps` gradient steps, evaluated on episodes of the datasets' horizon
+(their reference returns are returns of such episodes), then reports each run's final D4RL-normalised
 score 100·(R − R_random)/(R_expert − R_random) over seeds as rliable's IQM with a 95%
 bootstrap CI, and the datasets' TQ and SACo (evaluation/dataset_measures.py; SACo's
 reference is the env's medium-replay level), transitions and size on disk. Prints
@@ -86,7 +87,7 @@ def run_dir(env: str, level: str, agent: str) -> str:
   return os.path.join(FLAGS.runs, env.replace("/", "_"), level, agent)
 
 
-def d3rlpy_scores(env_name: str, directory: str, level: str, algo: str):
+def d3rlpy_scores(env_name: str, env_args: tuple, directory: str, level: str, algo: str):
   """Normalised final scores [seeds] of d3rlpy's `algo` trained on the level (one
   d3rlpy_side.py process per seed, kept as <run>/seed_K.npz so that a re-run resumes),
   each actor evaluated here on --eval_episodes episodes; None if a seed is missing under
@@ -100,7 +101,7 @@ def d3rlpy_scores(env_name: str, directory: str, level: str, algo: str):
   dataset = os.path.abspath(os.path.join(directory, level))
   refs = data_lib.load(dataset).metadata["reference_returns"]
   # the env exactly as our runs make it (RunSpec adds a dmc/ task's fidelity)
-  spec = runner.RunSpec(agent="td3_bc", env=env_name, num_seeds=1, total_steps=1)
+  spec = runner.RunSpec(agent="td3_bc", env=env_name, num_seeds=1, total_steps=1, env_args=env_args)
   env = envs.make(spec.env, **parse_overrides(list(spec.env_args), {}, "--env_arg"))
   out_dir = run_dir(env_name, level, "d3rlpy_" + algo)
   os.makedirs(out_dir, exist_ok=True)
@@ -135,6 +136,9 @@ def main(argv):
   results, measures = [], []
   for env, directory in pairs:
     reference = data_lib.load(os.path.join(directory, "medium-replay"))   # SACo's, loaded once
+    # every level of a make_dataset directory is logged at the env's episode length, and its
+    # reference returns are returns of such episodes: evaluate at that length too
+    env_args = (f"episode_length={reference.horizon}",)
     for level in FLAGS.levels:
       if not os.path.exists(os.path.join(directory, level + ".npz")):
         print(f"missing dataset {directory}/{level}: skipped")
@@ -156,7 +160,7 @@ def main(argv):
           extra = ("sampler=return_weighted",) if variant == "rw" else ()
           spec = runner.RunSpec(
               agent=base, env=env, num_seeds=FLAGS.num_seeds, total_steps=FLAGS.grad_steps,
-              num_evals=FLAGS.num_evals, eval_episodes=FLAGS.eval_episodes,
+              num_evals=FLAGS.num_evals, eval_episodes=FLAGS.eval_episodes, env_args=env_args,
               overrides=(f"dataset={os.path.abspath(os.path.join(directory, level))}",
                          *extra, *overrides_for(base)))
           print(f"{env} {level} {agent} -> {workdir}", flush=True)
@@ -170,7 +174,7 @@ def main(argv):
                         "iqm": point, "ci": [lo, hi]})
       if FLAGS.d3rlpy_python and level in FLAGS.d3rlpy_levels:
         for algo in FLAGS.d3rlpy_agents:
-          scores = d3rlpy_scores(env, directory, level, algo)
+          scores = d3rlpy_scores(env, env_args, directory, level, algo)
           if scores is None:
             print(f"missing d3rlpy {algo} run on {env} {level}: skipped")
             continue

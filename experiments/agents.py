@@ -27,7 +27,8 @@ def _imitation(make_agent: Callable) -> Callable:
 
 def load_dataset(path: str, env) -> dict:
   """The arrays offline agents take (obs, action, reward, terminated, truncated [N, T, ...])
-  of a logged-data file, validated on load and checked against `env` (name and sizes)."""
+  of a logged-data file, validated on load and checked against `env`: name, sizes, and
+  episode length where the data carries reference returns."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   from evaluation import data as data_lib  # pylint: disable=import-outside-toplevel
   data = data_lib.load(path)
@@ -38,6 +39,12 @@ def load_dataset(path: str, env) -> dict:
     problems.append(f"its observations / actions have sizes {data.obs.shape[-1]} / "
                     f"{data.action.shape[-1]}, {env.name}'s are {env.observation_size} / "
                     f"{env.action_size}")
+  if data.metadata.get("reference_returns") and data.horizon != env.episode_length:
+    # the references are returns of data.horizon-step episodes: the normalised score
+    # compares them with the evaluation episodes, so the two lengths must agree
+    problems.append(f"its episodes and reference returns are {data.horizon} steps long, "
+                    f"{env.name}'s episodes {env.episode_length} "
+                    f"(--env_arg=episode_length={data.horizon})")
   if problems:
     raise data_lib.DataError(f"dataset {path} does not fit --env={env.name}: " + "; ".join(problems))
   return {k: np.asarray(getattr(data, k)) for k in data_lib.ARRAYS}

@@ -55,7 +55,11 @@ def test_bad_dataset_use_is_one_clear_error(dataset, tmp_path):
     assert message in last and last.startswith("error: "), out.stderr[-2000:]
   # The same errors the binary prints (as ValueError / DataError), without a process each.
   for overrides, message in ((("grad_steps=5",), "IQL learns from a dataset: --dataset=PATH"),
-                             (("dataset=/nonexistent/d",), "no logged data at /nonexistent/d.npz")):
+                             (("dataset=/nonexistent/d",), "no logged data at /nonexistent/d.npz"),
+                             # references of 50-step episodes, evaluated on 1000-step ones
+                             ((f"dataset={dataset}",), "its episodes and reference returns are 50 "
+                              "steps long, brax/inverted_pendulum's episodes 1000 "
+                              r"\(--env_arg=episode_length=50\)")):
     spec = runner.RunSpec(agent="iql", env="brax/inverted_pendulum", num_seeds=1, total_steps=10,
                           overrides=overrides)
     with pytest.raises(ValueError, match=message):
