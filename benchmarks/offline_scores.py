@@ -7,13 +7,14 @@ r"""Offline RL benchmark: normalised scores of every agent x dataset level x env
 random.npz, medium.npz, ... with reference returns in their metadata). For each env,
 level and agent it trains (or resumes, or reads when finished) the run
 <runs>/<env>/<level>/<agent> through `experiments.runner` with `--num_seeds` vmapped
-seeds and `--grad_steps` gradient steps, evaluated on episodes of the datasets' horizon
-(their reference returns are returns of such episodes), then reports each run's final D4RL-normalised
+seeds and `--grad_steps` gradient steps, evaluated on episodes of the level's horizon
+(its reference returns are returns of such episodes), then reports each run's final D4RL-normalised
 score 100·(R − R_random)/(R_expert − R_random) over seeds as rliable's IQM with a 95%
 bootstrap CI, and the datasets' TQ and SACo (evaluation/dataset_measures.py; SACo's
 reference is the env's medium-replay level), transitions and size on disk. Prints
 markdown tables and writes <runs>/offline_scores.json. `--report_only` reads finished
-runs and trains nothing; missing runs are named and skipped.
+runs and trains nothing; missing runs, and runs evaluated at another episode length, are
+named and skipped.
 
 With --d3rlpy_python, d3rlpy 2.8.1's TD3+BC and IQL (benchmarks/d3rlpy_side.py, in its
 own virtualenv) also train `--grad_steps` steps per seed on --d3rlpy_levels; their
@@ -30,6 +31,7 @@ import subprocess
 import numpy as np
 from absl import app, flags, logging
 
+import envs
 from benchmarks.d3rlpy_side import jax_policy
 from evaluation import data as data_lib
 from evaluation import dataset_measures
@@ -59,12 +61,12 @@ flags.DEFINE_list("d3rlpy_levels", ["medium", "medium-replay"], "Levels d3rlpy r
 
 
 def dataset_row(env: str, directory: str, level: str, reference) -> dict:
-  """TQ, SACo (vs `reference`, the env's medium-replay), transitions and size on disk of
-  one level."""
+  """TQ, SACo (vs `reference`, the env's medium-replay), transitions, size on disk and
+  horizon of one level."""
   path = os.path.join(directory, level)
   data = data_lib.load(path)
   refs = data.metadata["reference_returns"]
-  return {"env": env, "level": level,
+  return {"env": env, "level": level, "horizon": data.horizon,
           "transitions": int(np.asarray(data_lib.valid_mask(data.terminated, data.truncated)).sum()),
           "megabytes": os.path.getsize(path + ".npz") / 2 ** 20,
           "tq": dataset_measures.trajectory_quality(data, refs["random"], refs["expert"]),
@@ -136,20 +138,29 @@ def main(argv):
   results, measures = [], []
   for env, directory in pairs:
     reference = data_lib.load(os.path.join(directory, "medium-replay"))   # SACo's, loaded once
-    # every level of a make_dataset directory is logged at the env's episode length, and its
-    # reference returns are returns of such episodes: evaluate at that length too
-    env_args = (f"episode_length={reference.horizon}",)
+    default_length = envs.make(env).episode_length
     for level in FLAGS.levels:
       if not os.path.exists(os.path.join(directory, level + ".npz")):
         print(f"missing dataset {directory}/{level}: skipped")
         continue
       measures.append(dataset_row(env, directory, level, reference))
+      # a level's reference returns are returns of episodes of its horizon: evaluate at
+      # that length too (no argument at the env's default, as runs before this stored it)
+      horizon = measures[-1]["horizon"]
+      env_args = () if horizon == default_length else (f"episode_length={horizon}",)
       for agent in FLAGS.agents:
         workdir = run_dir(env, level, agent)
         summary_path = os.path.join(workdir, "summary.json")
         if FLAGS.report_only:
           if not os.path.exists(summary_path):
             print(f"missing run {workdir}: skipped")
+            continue
+          stored = tuple(runner.read_spec(workdir).get("env_args", ()))
+          expected = runner.RunSpec(agent=agent.partition("+")[0], env=env, num_seeds=1,
+                                    total_steps=1, env_args=env_args).env_args
+          if stored != expected:
+            print(f"run {workdir} evaluated with env_args {list(stored)}, not "
+                  f"{list(env_args)} (the dataset's horizon): skipped")
             continue
           with open(summary_path) as f:
             summary = json.load(f)

@@ -42,6 +42,8 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", None, "Logged-data path (no extension), fixed-length trajectories.")
 flags.DEFINE_string("env", None, "Env of the dataset (true values only).")
+flags.DEFINE_multi_string("env_arg", [], "Env argument, key=value, as the dataset was logged "
+                          "(e.g. episode_length=100); passed to experiments.ops too.")
 flags.DEFINE_string("workdir", None, "Output directory.")
 flags.DEFINE_string("scope_python", None, "Python of a virtualenv with scope-rl 0.2.1 and d3rlpy 2.8.1.")
 flags.DEFINE_list("agents", ["td3_bc", "iql"], "Offline agents (both sides have them).")
@@ -91,6 +93,7 @@ def main(argv):
   from benchmarks.d3rlpy_side import jax_policy
   from evaluation import data as data_lib
   from evaluation.ope import FQEConfig
+  from experiments.agents import parse_overrides
 
   threads = FLAGS.threads or os.cpu_count()
   data = data_lib.load(FLAGS.dataset)
@@ -107,6 +110,8 @@ def main(argv):
   # A workdir serves one setting: its cached runs and timings are reused only for it.
   setting = {k: FLAGS[k].value for k in ("dataset", "env", "agents", "num_seeds", "grad_steps",
                                           "num_evals", "fqe_steps_per_stage", "bandwidth")}
+  if FLAGS.env_arg:  # (not keyed when empty: workdirs written before the flag stay valid)
+    setting["env_arg"] = FLAGS.env_arg
   setting_path = os.path.join(FLAGS.workdir, "setting.json")
   if os.path.exists(setting_path):
     with open(setting_path) as f:
@@ -127,7 +132,8 @@ def main(argv):
     ours_wall = run([sys.executable, "-m", "experiments.ops", f"--dataset={FLAGS.dataset}",
                      f"--env={FLAGS.env}", f"--workdir={ours_dir}", f"--agents={','.join(FLAGS.agents)}",
                      f"--fqe_steps_per_stage={FLAGS.fqe_steps_per_stage}", f"--bandwidth={FLAGS.bandwidth}",
-                     f"--discount={discount}", "--mwl_steps=0", *common],
+                     f"--discount={discount}", "--mwl_steps=0", *common,
+                     *(f"--env_arg={a}" for a in FLAGS.env_arg)],
                     os.path.join(FLAGS.workdir, "ours.log"))
     with open(summary_path) as f:
       ours = json.load(f)
@@ -170,7 +176,7 @@ def main(argv):
              f"{[a[0] for a in actors]}")
 
   # True values of SCOPE-RL's candidates on our env (untimed), then the export.
-  env = envs.make(FLAGS.env)
+  env = envs.make(FLAGS.env, **parse_overrides(list(FLAGS.env_arg), {}, "--env_arg"))
   true_values = []
   for i, (_, w) in enumerate(actors):
     g = jax.jit(lambda k, p=jax_policy(w): envs.episode_returns(

@@ -44,7 +44,8 @@ flags.DEFINE_integer("expert_stages", 10, "Checkpoints (evaluations) of the expe
 flags.DEFINE_integer("expert_seeds", 1, "Seeds of the expert run; the best is used.")
 flags.DEFINE_multi_string("expert_override", [], "Config override of the expert, key=value.")
 flags.DEFINE_multi_string("env_arg", [], "Env argument, key=value (e.g. episode_length=100: "
-                          "the datasets' horizon).")
+                          "the datasets' horizon; offline runs on them take the same "
+                          "--env_arg).")
 flags.DEFINE_integer("num_trajectories", 100, "Episodes per level.")
 flags.DEFINE_float("medium_fraction", 0.4, "Where medium sits between random (0) and expert (1).")
 flags.DEFINE_float("discount", 0.99, "Discount recorded in the metadata.")
