@@ -31,9 +31,9 @@ import subprocess
 import numpy as np
 from absl import app, flags, logging
 
-import envs
 from benchmarks.d3rlpy_side import jax_policy
 from evaluation import data as data_lib
+from envs.registry import DEFAULT_EPISODE_LENGTH
 from evaluation import dataset_measures
 from experiments import runner
 from experiments.aggregate import iqm_ci
@@ -138,7 +138,6 @@ def main(argv):
   results, measures = [], []
   for env, directory in pairs:
     reference = data_lib.load(os.path.join(directory, "medium-replay"))   # SACo's, loaded once
-    default_length = envs.make(env).episode_length
     for level in FLAGS.levels:
       if not os.path.exists(os.path.join(directory, level + ".npz")):
         print(f"missing dataset {directory}/{level}: skipped")
@@ -147,7 +146,7 @@ def main(argv):
       # a level's reference returns are returns of episodes of its horizon: evaluate at
       # that length too (no argument at the env's default, as runs before this stored it)
       horizon = measures[-1]["horizon"]
-      env_args = () if horizon == default_length else (f"episode_length={horizon}",)
+      env_args = () if horizon == DEFAULT_EPISODE_LENGTH else (f"episode_length={horizon}",)
       for agent in FLAGS.agents:
         workdir = run_dir(env, level, agent)
         summary_path = os.path.join(workdir, "summary.json")

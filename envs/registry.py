@@ -52,6 +52,8 @@ PLAYGROUND_DMC = {
 
 # dmc/ tasks whose reset is costly relative to a step default to cached auto-resets.
 _CACHED_RESET_DEFAULT = ("cheetah_run",)
+# Steps before truncation when `episode_length` is not given.
+DEFAULT_EPISODE_LENGTH = 1000
 
 _COMMON_KWARGS = {
     "episode_length": "int > 0, steps before truncation (default 1000)",
@@ -203,7 +205,7 @@ def make(name: str, **kwargs) -> Env:
     (vmap for batches); `dmc_native/` is host-side (see `envs.native_dmc`).
   """
   backend, task = _split(name)
-  episode_length = kwargs.pop("episode_length", 1000)
+  episode_length = kwargs.pop("episode_length", DEFAULT_EPISODE_LENGTH)
   auto_reset = kwargs.pop("auto_reset",
                           "cached" if backend == "dmc" and task in _CACHED_RESET_DEFAULT
                           else "fresh")
