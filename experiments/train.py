@@ -22,7 +22,8 @@ from absl import app, flags, logging
 FLAGS = flags.FLAGS
 EXIT_DIVERGED = 3
 flags.DEFINE_string("agent", "ppo", "Agent to train: ppo, mdpo, props, sac, td3, mdpo_off, dac, "
-                    "dac_ailboost, ailboost, ailboost_dacdisc; offline: td3_bc, iql (--dataset).")
+                    "dac_ailboost, ailboost, ailboost_dacdisc; offline: td3_bc, iql, prdc, a2pr "
+                    "(--dataset).")
 flags.DEFINE_string("env", "brax/inverted_pendulum", "Env name, backend/task (see envs.names()).")
 flags.DEFINE_integer("num_seeds", 4, "Seeds trained at once (vmapped).")
 flags.DEFINE_integer("total_steps", 200_000, "Env steps per seed.")
@@ -37,8 +38,8 @@ flags.DEFINE_integer("max_chunks", None, "Stop after this many evaluation chunks
 flags.DEFINE_string("demos", None, "Expert demonstrations (logged-data path) for dac and ailboost; "
                     "the same as --override demos=PATH.")
 flags.DEFINE_string("dataset", None, "Logged data (path without .npz) for the offline agents "
-                    "td3_bc and iql; the same as --override dataset=PATH. Their --total_steps "
-                    "counts gradient steps; the env only evaluates.")
+                    "td3_bc, iql, prdc and a2pr; the same as --override dataset=PATH. Their "
+                    "--total_steps counts gradient steps; the env only evaluates.")
 flags.DEFINE_bool("keep_checkpoints", False, "Keep every chunk's checkpoint, not the last 2.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.DEFINE_float("divergence_bound", 1e10, "A seed whose |loss| or |kl| metric passes this "
