@@ -32,8 +32,8 @@ import numpy as np
 from absl import app, flags, logging
 
 from benchmarks.d3rlpy_side import jax_policy
-from evaluation import data as data_lib
 from envs.registry import DEFAULT_EPISODE_LENGTH
+from evaluation import data as data_lib
 from evaluation import dataset_measures
 from experiments import runner
 from experiments.aggregate import iqm_ci

@@ -56,7 +56,7 @@ _CACHED_RESET_DEFAULT = ("cheetah_run",)
 DEFAULT_EPISODE_LENGTH = 1000
 
 _COMMON_KWARGS = {
-    "episode_length": "int > 0, steps before truncation (default 1000)",
+    "episode_length": f"int > 0, steps before truncation (default {DEFAULT_EPISODE_LENGTH})",
     "auto_reset": f"one of {AUTO_RESET_MODES}, or None for no auto-reset",
 }
 

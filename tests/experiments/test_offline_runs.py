@@ -104,6 +104,7 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
     got = mm["sharpe_ratio@k"][1]
     assert (got is None and np.isnan(want)) or got == pytest.approx(want, rel=1e-4, abs=1e-5), name
   assert set(s["risk"]["abs_error"]) == {"cd_dm", "cd_tis", "cd_sntis", "cd_tdr", "cd_sntdr"}
+  fmt = lambda x: "nan" if x is None else f"{x:.3g}"   # as ops prints its tables
   for n in s["risk"]["abs_error"]:            # top-k by an estimated risk functional, printed
     for f in ("cvar", "lower_quartile"):
       mm = s["risk"]["selection"][f"{n}/{f}"]
@@ -112,7 +113,6 @@ def test_ops_selects_among_offline_candidates(dataset, tmp_path):
       for k in (1, 2):
         assert mm["best@k"][k - 1] == pytest.approx(float(metrics.best_at_k(est, true_f, k)),
                                                     rel=1e-5), (n, f)
-      fmt = lambda x: "nan" if x is None else f"{x:.3g}"
       assert (f"| {n} / {f} | {fmt(mm['rank_correlation'])} | {fmt(mm['regret@k'][0])} |"
               in out.stdout), (n, f, out.stdout[-2000:])
   bad = binary.run("experiments.ops", f"--dataset={dataset}", "--env=brax/inverted_pendulum",
