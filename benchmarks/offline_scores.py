@@ -58,6 +58,9 @@ flags.DEFINE_string("d3rlpy_python", None, "Python of a virtualenv with d3rlpy 2
                     "train its TD3+BC and IQL (benchmarks/d3rlpy_side.py) on --d3rlpy_levels.")
 flags.DEFINE_list("d3rlpy_agents", ["td3_bc", "iql"], "d3rlpy's algorithms compared.")
 flags.DEFINE_list("d3rlpy_levels", ["medium", "medium-replay"], "Levels d3rlpy runs on.")
+flags.DEFINE_integer("d3rlpy_threads", None, "torch threads per d3rlpy process (default: "
+                     "torch's, every core); 1 when other jobs share the cores, where "
+                     "torch's threads wait on each other.")
 
 
 def dataset_row(env: str, directory: str, level: str, reference) -> dict:
@@ -116,7 +119,8 @@ def d3rlpy_scores(env_name: str, env_args: tuple, directory: str, level: str, al
       print(f"d3rlpy {algo} {env_name} {level} seed {seed}", flush=True)
       done = subprocess.run([FLAGS.d3rlpy_python, side, "--mode=train", f"--algo={algo}",
                              f"--dataset={dataset}", f"--steps={FLAGS.grad_steps}",
-                             f"--seed={seed}", f"--out={path}.tmp.npz"],
+                             f"--seed={seed}", f"--out={path}.tmp.npz"]
+                            + ([f"--threads={FLAGS.d3rlpy_threads}"] if FLAGS.d3rlpy_threads else []),
                             capture_output=True, text=True, check=False)
       if done.returncode:
         raise SystemExit(f"error: d3rlpy_side.py failed:\n{done.stderr[-3000:]}")
