@@ -60,7 +60,7 @@ flags.DEFINE_list("d3rlpy_agents", ["td3_bc", "iql"], "d3rlpy's algorithms compa
 flags.DEFINE_list("d3rlpy_levels", ["medium", "medium-replay"], "Levels d3rlpy runs on.")
 flags.DEFINE_integer("d3rlpy_threads", None, "torch threads per d3rlpy process (default: "
                      "torch's, every core); 1 when other jobs share the cores, where "
-                     "torch's threads wait on each other.")
+                     "torch's threads wait on each other.", lower_bound=1)
 
 
 def dataset_row(env: str, directory: str, level: str, reference) -> dict:
